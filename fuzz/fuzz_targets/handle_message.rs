@@ -1,0 +1,21 @@
+//! A node fed arbitrary datagrams never panics, and keeps working afterwards.
+#![no_main]
+
+use std::time::{Duration, Instant};
+
+use gossip_core::{Config, Identity, Node};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    let now = Instant::now();
+    let Ok(mut node) = Node::new(Config::lan(), Identity { name: "fuzz".into(), addr: 1u32, generation: 1 }, 0, now) else {
+        return;
+    };
+    for (i, chunk) in data.split(|&b| b == 0xAA).enumerate() {
+        let t = now + Duration::from_millis(i as u64 * 100);
+        let _ = node.handle_message(t, (i % 7) as u32, chunk);
+        node.poll_timer(t);
+        while node.poll_transmit().is_some() {}
+        while node.poll_event().is_some() {}
+    }
+});

@@ -1,0 +1,319 @@
+//! Protocol configuration, presets and validation.
+//!
+//! Every field says what it controls and, where one exists, its HashiCorp memberlist
+//! counterpart, so that operators who know memberlist can map their settings over.
+//! A [`Config`] is checked by [`Config::validate`] (called by `Node::new`): an impossible
+//! configuration is an error at construction, never a hang later.
+
+use std::time::Duration;
+
+use thiserror::Error;
+
+/// Why a [`Config`] was rejected.
+#[derive(Debug, Clone, PartialEq, Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A count that must be positive is zero.
+    #[error("`{0}` must be at least 1")]
+    Zero(&'static str),
+    /// A duration that must be positive is zero.
+    #[error("`{0}` must be longer than zero")]
+    ZeroDuration(&'static str),
+    /// The probe timeout must leave room for indirect probes within the probe interval.
+    #[error("probe_timeout ({timeout:?}) must be shorter than probe_interval ({interval:?})")]
+    ProbeTimeoutTooLong {
+        /// The configured probe timeout.
+        timeout: Duration,
+        /// The configured probe interval.
+        interval: Duration,
+    },
+    /// The MTU cannot hold the largest fixed-size message plus the envelope.
+    #[error("mtu {mtu} is below the minimum of {min} bytes needed for the envelope and one message")]
+    MtuTooSmall {
+        /// The configured MTU.
+        mtu: usize,
+        /// The smallest MTU this configuration can work with.
+        min: usize,
+    },
+    /// The cluster label or node name is unusable.
+    #[error("`{field}` is invalid: {reason}")]
+    BadName {
+        /// Which field.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: &'static str,
+    },
+    /// A probability is outside `[0, 1]`.
+    #[error("`{0}` must be a probability between 0 and 1")]
+    BadProbability(&'static str),
+    /// A share is outside `(0, 1)`.
+    #[error("`broadcast_share` must be between 0 and 1 exclusive, got {0}")]
+    BadShare(f64),
+}
+
+/// Longest cluster label, node name or zone label accepted, in bytes.
+pub const MAX_NAME_LEN: usize = 128;
+
+/// Configuration of one gossip node.
+///
+/// Start from a preset ([`Config::lan`], [`Config::wan`], [`Config::local`]) and adjust fields;
+/// `Node::new` validates the result.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    /// Cluster label carried by every datagram; datagrams with another label are dropped and
+    /// counted. Keeps two clusters sharing a network from merging. (memberlist: `Label`)
+    pub cluster_label: String,
+    /// Time between two failure-detector probes. (memberlist: `ProbeInterval`)
+    pub probe_interval: Duration,
+    /// How long a direct ping waits for its ack before indirect probes are sent; must be
+    /// shorter than `probe_interval`. (memberlist: `ProbeTimeout`)
+    pub probe_timeout: Duration,
+    /// Number of helpers asked to probe a member that missed a direct ack.
+    /// (memberlist: `IndirectChecks`)
+    pub indirect_checks: usize,
+    /// Suspicion timeout multiplier: the minimum suspicion timeout is
+    /// `suspicion_mult * max(1, log10(N)) * probe_interval`. (memberlist: `SuspicionMult`)
+    pub suspicion_mult: u32,
+    /// The maximum suspicion timeout is this multiple of the minimum; Lifeguard lowers the
+    /// timeout from max toward min as independent suspicions confirm it.
+    /// (memberlist: `SuspicionMaxTimeoutMult`)
+    pub suspicion_max_timeout_mult: u32,
+    /// Each rumor is retransmitted at most `retransmit_mult * ceil(log10(N + 1))` times.
+    /// (memberlist: `RetransmitMult`)
+    pub retransmit_mult: u32,
+    /// Time between two gossip rounds. (memberlist: `GossipInterval`)
+    pub gossip_interval: Duration,
+    /// Members a gossip round sends to. (memberlist: `GossipNodes`)
+    pub gossip_fanout: usize,
+    /// Time between two full membership exchanges with a random member; `None` disables them.
+    /// A hash of the membership goes first, so members already in sync exchange a few bytes
+    /// only. (memberlist: `PushPullInterval`)
+    pub push_pull_interval: Option<Duration>,
+    /// Lifeguard local health: probe interval and timeout are multiplied by `score + 1`, with the
+    /// score in `[0, awareness_max_multiplier - 1]`. Set to 1 to disable Lifeguard's local
+    /// health. (memberlist: `AwarenessMaxMultiplier`)
+    pub awareness_max_multiplier: u32,
+    /// Whether Lifeguard is on: local health scaling, nacks, dynamic suspicion timeouts and
+    /// the buddy system. Turning it off gives plain SWIM (used by the `stall` experiment).
+    pub lifeguard: bool,
+    /// Largest datagram the node sends, in bytes: envelope, message and piggybacked rumors are
+    /// packed up to it. (memberlist: `UDPBufferSize`)
+    pub mtu: usize,
+    /// Largest datagram the node accepts; anything longer is dropped as oversized.
+    pub max_inbound_size: usize,
+    /// Guaranteed share of each packet's piggyback space kept for user broadcasts when any
+    /// are pending, so membership news never starves them.
+    pub broadcast_share: f64,
+    /// Most rumors kept queued; past it the most-retransmitted routine rumors are dropped.
+    pub max_queued_rumors: usize,
+    /// Fraction added at random to every periodic timer (0.1 = up to +10 %), so that nodes
+    /// started together do not tick in lockstep.
+    pub timer_jitter: f64,
+    /// First delay between join attempts while no seed has answered; doubled per attempt.
+    pub join_retry_initial: Duration,
+    /// Longest delay between join attempts.
+    pub join_retry_max: Duration,
+    /// While the node knows no live member, it contacts its seeds again this often.
+    pub rejoin_interval: Duration,
+    /// How often a full membership exchange is attempted with a member believed dead, so that
+    /// the two sides of a healed partition find each other again (Serf: `ReconnectInterval`).
+    /// `None` disables it.
+    pub reconnect_interval: Option<Duration>,
+    /// Dead and left members are forgotten this long after they were declared so; a record
+    /// of their last incarnation is kept as long again so stale gossip cannot resurrect them.
+    /// (memberlist: `GossipToTheDeadTime` is the closest; Serf: `ReconnectTimeout`)
+    pub dead_reclaim_time: Duration,
+    /// This node's zone (rack, datacenter); `None` means no zone.
+    pub zone: Option<String>,
+    /// Probability that a probe or gossip target is picked from another zone when members of
+    /// the own zone exist. 1.0 ignores zones.
+    pub cross_zone_probability: f64,
+}
+
+impl Config {
+    /// Preset for a local network: memberlist's `DefaultLANConfig`.
+    pub fn lan() -> Self {
+        Config {
+            cluster_label: "gossip".to_owned(),
+            probe_interval: Duration::from_secs(1),
+            probe_timeout: Duration::from_millis(500),
+            indirect_checks: 3,
+            suspicion_mult: 4,
+            suspicion_max_timeout_mult: 6,
+            retransmit_mult: 4,
+            gossip_interval: Duration::from_millis(200),
+            gossip_fanout: 3,
+            push_pull_interval: Some(Duration::from_secs(30)),
+            awareness_max_multiplier: 8,
+            lifeguard: true,
+            mtu: 1400,
+            max_inbound_size: 65_507,
+            broadcast_share: 0.25,
+            max_queued_rumors: 4096,
+            timer_jitter: 0.1,
+            join_retry_initial: Duration::from_millis(500),
+            join_retry_max: Duration::from_secs(30),
+            rejoin_interval: Duration::from_secs(10),
+            reconnect_interval: Some(Duration::from_secs(10)),
+            dead_reclaim_time: Duration::from_secs(300),
+            zone: None,
+            cross_zone_probability: 0.1,
+        }
+    }
+
+    /// Preset for links across datacenters: memberlist's `DefaultWANConfig`.
+    pub fn wan() -> Self {
+        Config {
+            probe_interval: Duration::from_secs(5),
+            probe_timeout: Duration::from_secs(3),
+            suspicion_mult: 6,
+            gossip_interval: Duration::from_millis(500),
+            gossip_fanout: 4,
+            push_pull_interval: Some(Duration::from_secs(60)),
+            join_retry_initial: Duration::from_secs(1),
+            reconnect_interval: Some(Duration::from_secs(30)),
+            dead_reclaim_time: Duration::from_secs(900),
+            ..Config::lan()
+        }
+    }
+
+    /// Preset for a single host (loopback): memberlist's `DefaultLocalConfig`.
+    pub fn local() -> Self {
+        Config {
+            probe_timeout: Duration::from_millis(200),
+            indirect_checks: 1,
+            suspicion_mult: 3,
+            retransmit_mult: 2,
+            gossip_interval: Duration::from_millis(100),
+            push_pull_interval: Some(Duration::from_secs(15)),
+            join_retry_initial: Duration::from_millis(200),
+            rejoin_interval: Duration::from_secs(5),
+            reconnect_interval: Some(Duration::from_secs(5)),
+            dead_reclaim_time: Duration::from_secs(60),
+            ..Config::lan()
+        }
+    }
+
+    /// Checks that the configuration can work; `Node::new` calls this.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        check_name("cluster_label", &self.cluster_label, true)?;
+        if let Some(zone) = &self.zone {
+            check_name("zone", zone, false)?;
+        }
+        let positive = [
+            ("indirect_checks", self.indirect_checks as u64),
+            ("gossip_fanout", self.gossip_fanout as u64),
+            ("suspicion_mult", u64::from(self.suspicion_mult)),
+            ("suspicion_max_timeout_mult", u64::from(self.suspicion_max_timeout_mult)),
+            ("retransmit_mult", u64::from(self.retransmit_mult)),
+            ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
+            ("max_queued_rumors", self.max_queued_rumors as u64),
+        ];
+        for (field, value) in positive {
+            if value == 0 {
+                return Err(ConfigError::Zero(field));
+            }
+        }
+        let durations = [
+            ("probe_interval", Some(self.probe_interval)),
+            ("probe_timeout", Some(self.probe_timeout)),
+            ("gossip_interval", Some(self.gossip_interval)),
+            ("push_pull_interval", self.push_pull_interval),
+            ("join_retry_initial", Some(self.join_retry_initial)),
+            ("join_retry_max", Some(self.join_retry_max)),
+            ("rejoin_interval", Some(self.rejoin_interval)),
+            ("reconnect_interval", self.reconnect_interval),
+            ("dead_reclaim_time", Some(self.dead_reclaim_time)),
+        ];
+        for (field, value) in durations {
+            if value == Some(Duration::ZERO) {
+                return Err(ConfigError::ZeroDuration(field));
+            }
+        }
+        if self.probe_timeout >= self.probe_interval {
+            return Err(ConfigError::ProbeTimeoutTooLong {
+                timeout: self.probe_timeout,
+                interval: self.probe_interval,
+            });
+        }
+        for (field, p) in [
+            ("timer_jitter", self.timer_jitter),
+            ("cross_zone_probability", self.cross_zone_probability),
+        ] {
+            if !(0.0..=1.0).contains(&p) {
+                return Err(ConfigError::BadProbability(field));
+            }
+        }
+        if !(self.broadcast_share > 0.0 && self.broadcast_share < 1.0) {
+            return Err(ConfigError::BadShare(self.broadcast_share));
+        }
+        let min = self.min_mtu();
+        if self.mtu < min {
+            return Err(ConfigError::MtuTooSmall { mtu: self.mtu, min });
+        }
+        if self.max_inbound_size < self.mtu {
+            return Err(ConfigError::MtuTooSmall {
+                mtu: self.max_inbound_size,
+                min: self.mtu,
+            });
+        }
+        Ok(())
+    }
+
+    /// Smallest MTU that holds an envelope (with the longest allowed node name) and the
+    /// largest fixed-size message (an indirect-probe request carrying a member record).
+    pub fn min_mtu(&self) -> usize {
+        // version + label + sender name + a membership record naming another long node,
+        // each with a length prefix, plus room for sequence numbers and an address.
+        1 + (2 + self.cluster_label.len()) + 2 * (2 + MAX_NAME_LEN) + 64
+    }
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config::lan()
+    }
+}
+
+/// Checks a label or name: non-empty (unless allowed), at most [`MAX_NAME_LEN`] bytes, no
+/// control characters.
+pub(crate) fn check_name(field: &'static str, name: &str, allow_empty: bool) -> Result<(), ConfigError> {
+    if name.is_empty() && !allow_empty {
+        return Err(ConfigError::BadName { field, reason: "must not be empty" });
+    }
+    if name.len() > MAX_NAME_LEN {
+        return Err(ConfigError::BadName { field, reason: "longer than 128 bytes" });
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ConfigError::BadName { field, reason: "contains control characters" });
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_are_valid() {
+        for c in [Config::lan(), Config::wan(), Config::local()] {
+            c.validate().expect("preset must validate");
+        }
+    }
+
+    #[test]
+    fn impossible_configs_are_rejected() {
+        let c = Config { gossip_fanout: 0, ..Config::lan() };
+        assert_eq!(c.validate(), Err(ConfigError::Zero("gossip_fanout")));
+        let c = Config { probe_timeout: Duration::from_secs(1), ..Config::lan() };
+        assert!(matches!(c.validate(), Err(ConfigError::ProbeTimeoutTooLong { .. })));
+        let c = Config { mtu: 100, ..Config::lan() };
+        assert!(matches!(c.validate(), Err(ConfigError::MtuTooSmall { .. })));
+        let c = Config { cross_zone_probability: 1.5, ..Config::lan() };
+        assert_eq!(c.validate(), Err(ConfigError::BadProbability("cross_zone_probability")));
+        let c = Config { zone: Some(String::new()), ..Config::lan() };
+        assert!(matches!(c.validate(), Err(ConfigError::BadName { field: "zone", .. })));
+        let c = Config { gossip_interval: Duration::ZERO, ..Config::lan() };
+        assert_eq!(c.validate(), Err(ConfigError::ZeroDuration("gossip_interval")));
+    }
+}

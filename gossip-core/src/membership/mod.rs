@@ -1,0 +1,268 @@
+//! SWIM membership with the Lifeguard extensions.
+//!
+//! - [`table`]: who is known, compactly, with live lists for random picks.
+//! - [`swim`]: the failure detector — randomized round-robin probes, ping-req, nacks.
+//! - [`suspicion`]: Lifeguard's dynamic suspicion timeout.
+//! - [`health`]: Lifeguard's local health multiplier.
+//! - [`sync`]: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
+//!
+//! This file merges records into the view: SWIM's precedence (generation, then incarnation,
+//! then state), refutation of suspicions of oneself, and the events each change raises.
+
+pub(crate) mod health;
+pub(crate) mod suspicion;
+pub(crate) mod swim;
+pub(crate) mod sync;
+pub(crate) mod table;
+
+use std::time::Instant;
+
+use compact_str::CompactString;
+
+use crate::dissemination::Priority;
+use crate::event::Event;
+use crate::node::{Node, Source};
+use crate::wire::{MemberRecord, MemberState};
+
+use self::suspicion::Suspicion;
+use self::table::{Address, Slot};
+
+impl<A: Address> Node<A> {
+    /// Merges one record into the view.
+    pub(crate) fn apply_record(
+        &mut self,
+        now: Instant,
+        mut record: MemberRecord<A>,
+        accuser: Option<&CompactString>,
+        source: Source,
+    ) {
+        if record.name == self.name {
+            self.apply_record_about_self(&record);
+            return;
+        }
+        // A full-state exchange saying "dead" is second-hand and possibly old news from the
+        // other side of a partition: suspect instead, so the member gets a chance to refute.
+        let mut accuser = accuser.cloned();
+        if source == Source::Sync && record.state == MemberState::Dead {
+            record.state = MemberState::Suspect;
+            accuser = None;
+        }
+        let Some(slot) = self.members.find(&record.name) else {
+            self.add_member(now, record, accuser, source);
+            return;
+        };
+        let Some(current) = self.members.get(slot) else { return };
+        let (cur_gen, cur_inc, cur_state) = (current.generation, current.incarnation, current.state);
+        if !record.overrides(cur_gen, cur_inc, cur_state) {
+            // Not newer; but it may independently confirm a suspicion we hold.
+            if record.state == MemberState::Suspect
+                && cur_state == MemberState::Suspect
+                && record.generation == cur_gen
+                && record.incarnation == cur_inc
+            {
+                if let Some(by) = &accuser {
+                    self.confirm_suspicion(slot, by);
+                }
+            }
+            return;
+        }
+        let addr_changed = current.addr != record.addr;
+        let generation_changed = record.generation != cur_gen;
+        self.members.update(slot, &record);
+        if cur_state == MemberState::Suspect || generation_changed {
+            self.clear_suspicion(slot);
+        }
+        let priority = match record.state {
+            MemberState::Alive if cur_state.is_gone() => {
+                self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
+                self.events.push_back(Event::MemberUp(record.clone()));
+                tracing::debug!(node = %self.name, member = %record.name, "member up again");
+                Priority::Routine
+            }
+            MemberState::Alive => {
+                if cur_state == MemberState::Suspect || addr_changed || generation_changed {
+                    self.events.push_back(Event::MemberUpdated(record.clone()));
+                }
+                if cur_state == MemberState::Suspect {
+                    Priority::Failure
+                } else {
+                    Priority::Routine
+                }
+            }
+            MemberState::Suspect => {
+                if cur_state.is_gone() {
+                    self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
+                }
+                let by = accuser.unwrap_or_else(|| CompactString::const_new("?"));
+                self.start_suspicion(now, slot, by);
+                self.events.push_back(Event::MemberSuspect(record.clone()));
+                Priority::Failure
+            }
+            MemberState::Dead | MemberState::Left => {
+                self.mark_gone(now, slot, &record);
+                Priority::Failure
+            }
+        };
+        if source == Source::Gossip || priority == Priority::Failure {
+            self.queue_member_rumor(slot, priority);
+        }
+    }
+
+    fn add_member(
+        &mut self,
+        now: Instant,
+        record: MemberRecord<A>,
+        accuser: Option<CompactString>,
+        source: Source,
+    ) {
+        if record.state.is_gone() {
+            return; // news of the death of a stranger: nothing to do
+        }
+        if let Some(&(generation, incarnation)) = self.forgotten.get(&record.name) {
+            if !record.overrides(generation, incarnation, MemberState::Dead) {
+                return; // stale gossip about a member already forgotten
+            }
+            self.forgotten.remove(&record.name);
+        }
+        let slot = self.members.insert(&record);
+        self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
+        self.events.push_back(Event::MemberUp(record.clone()));
+        tracing::debug!(node = %self.name, member = %record.name, "member up");
+        if record.state == MemberState::Suspect {
+            let by = accuser.unwrap_or_else(|| CompactString::const_new("?"));
+            self.start_suspicion(now, slot, by);
+            self.events.push_back(Event::MemberSuspect(record));
+            self.queue_member_rumor(slot, Priority::Failure);
+        } else if source == Source::Gossip {
+            self.queue_member_rumor(slot, Priority::Routine);
+        }
+        if self.joining && source == Source::Gossip {
+            // Someone told us about the cluster: we are in, even if the seed's reply is lost.
+            self.finish_join(now);
+        }
+    }
+
+    /// Someone talks about this node: refute suspicion or death, ignore stale lives.
+    fn apply_record_about_self(&mut self, record: &MemberRecord<A>) {
+        if record.generation != self.generation || self.self_state == MemberState::Left {
+            return; // an older life of ours (superseded by our own announcements), or we left
+        }
+        let accusation = matches!(record.state, MemberState::Suspect | MemberState::Dead);
+        if (accusation && record.incarnation >= self.incarnation)
+            || (!accusation && record.incarnation > self.incarnation)
+        {
+            self.incarnation = record.incarnation.saturating_add(1);
+            self.queue_self_rumor(true);
+            if accusation {
+                self.metrics.refutations += 1;
+                if self.config.lifeguard {
+                    self.health.apply(1);
+                }
+                tracing::debug!(node = %self.name, incarnation = self.incarnation, "refuting suspicion of self");
+            }
+        }
+    }
+
+    pub(crate) fn queue_member_rumor(&mut self, slot: Slot, priority: Priority) {
+        if self.dissemination.members.push(slot, priority).is_some() {
+            self.metrics.rumors_evicted += 1;
+        }
+    }
+
+    pub(crate) fn start_suspicion(&mut self, now: Instant, slot: Slot, accuser: CompactString) {
+        self.clear_suspicion(slot);
+        let n = self.members.live_count() + 1;
+        let min = suspicion::min_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
+        let (max, k) = if self.config.lifeguard {
+            (min * self.config.suspicion_max_timeout_mult, self.config.suspicion_mult.saturating_sub(2))
+        } else {
+            (min, 0)
+        };
+        let s = Suspicion::new(now, min, max, k, accuser);
+        self.suspicion_deadlines.insert((s.deadline, slot));
+        self.suspicions.insert(slot, s);
+    }
+
+    fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
+        let Some(s) = self.suspicions.get_mut(&slot) else { return };
+        let before = s.deadline;
+        if s.confirm(accuser) {
+            let after = s.deadline;
+            self.suspicion_deadlines.remove(&(before, slot));
+            self.suspicion_deadlines.insert((after, slot));
+            // Independent confirmations are news too: others speed up their timers.
+            self.queue_member_rumor(slot, Priority::Failure);
+        }
+    }
+
+    pub(crate) fn clear_suspicion(&mut self, slot: Slot) {
+        if let Some(s) = self.suspicions.remove(&slot) {
+            self.suspicion_deadlines.remove(&(s.deadline, slot));
+        }
+    }
+
+    /// Declares dead every suspect whose suspicion ran out.
+    pub(crate) fn fire_suspicions(&mut self, now: Instant) {
+        while let Some(&(at, slot)) = self.suspicion_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.suspicion_deadlines.pop_first();
+            self.suspicions.remove(&slot);
+            let Some(mut record) = self.members.record(slot) else { continue };
+            if record.state != MemberState::Suspect {
+                continue;
+            }
+            record.state = MemberState::Dead;
+            self.members.update(slot, &record);
+            self.metrics.suspicions_confirmed += 1;
+            tracing::debug!(node = %self.name, member = %record.name, "suspicion timed out: dead");
+            self.mark_gone(now, slot, &record);
+            self.queue_member_rumor(slot, Priority::Failure);
+        }
+    }
+
+    /// Bookkeeping for a member that just became dead or left.
+    fn mark_gone(&mut self, now: Instant, slot: Slot, record: &MemberRecord<A>) {
+        self.clear_suspicion(slot);
+        self.gone.push_back((now, slot, record.generation, record.incarnation));
+        let event = if record.state == MemberState::Left {
+            Event::MemberLeft(record.clone())
+        } else {
+            Event::MemberDown(record.clone())
+        };
+        self.events.push_back(event);
+    }
+
+    /// Forgets members dead or left for longer than `dead_reclaim_time`, keeping a record of
+    /// their last incarnation for as long again so stale gossip cannot bring them back.
+    pub(crate) fn reclaim(&mut self, now: Instant) {
+        let keep = self.config.dead_reclaim_time;
+        while let Some(&(at, slot, generation, incarnation)) = self.gone.front() {
+            if now.saturating_duration_since(at) < keep {
+                break;
+            }
+            self.gone.pop_front();
+            let still_same = self
+                .members
+                .get(slot)
+                .is_some_and(|m| m.state.is_gone() && m.generation == generation && m.incarnation == incarnation);
+            if !still_same {
+                continue;
+            }
+            if let Some(m) = self.members.remove(slot) {
+                self.dissemination.members.remove(&slot);
+                self.forgotten.insert(m.name.clone(), (m.generation, m.incarnation));
+                self.forgotten_order.push_back((now + keep, m.name));
+            }
+        }
+        while let Some((until, _)) = self.forgotten_order.front() {
+            if *until > now {
+                break;
+            }
+            if let Some((_, name)) = self.forgotten_order.pop_front() {
+                self.forgotten.remove(&name);
+            }
+        }
+    }
+}

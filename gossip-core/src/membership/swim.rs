@@ -1,0 +1,289 @@
+//! SWIM's failure detector with Lifeguard's nacks and buddy system.
+//!
+//! Every probe period the node pings the next member of a randomized round-robin order
+//! (every member once per cycle; the order is reshuffled each cycle and new members are
+//! inserted at random positions, so detection time is bounded). With zones, a separate order
+//! covers other zones and is used with `cross_zone_probability`. No ack within the probe
+//! timeout: `indirect_checks` helpers ping on our behalf and, under Lifeguard, nack if the
+//! target stays silent. No ack by the end of the period: the member is suspected.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::time::Instant;
+
+use compact_str::CompactString;
+use rand::seq::SliceRandom;
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+
+use crate::dissemination::Priority;
+use crate::event::Event;
+use crate::membership::table::{Address, MemberTable, Slot};
+use crate::metrics::DropReason;
+use crate::node::{Node, Outgoing};
+use crate::timer::Timer;
+use crate::wire::{MemberState, Message};
+
+/// Most indirect probes relayed for others at once; more ping-reqs are ignored.
+const MAX_RELAYS: usize = 1024;
+
+/// A randomized round-robin order of members to probe.
+#[derive(Debug, Default)]
+pub(crate) struct ProbeOrder {
+    order: Vec<Slot>,
+    pos: usize,
+}
+
+impl ProbeOrder {
+    /// Next live member in the order, reshuffling `live` into a new cycle when exhausted.
+    fn next<A: Address>(&mut self, rng: &mut ChaCha8Rng, table: &MemberTable<A>, live: &[Slot]) -> Option<Slot> {
+        for _ in 0..2 {
+            while self.pos < self.order.len() {
+                let slot = self.order[self.pos];
+                self.pos += 1;
+                if table.get(slot).is_some_and(|m| !m.state.is_gone()) {
+                    return Some(slot);
+                }
+            }
+            self.order.clear();
+            self.order.extend_from_slice(live);
+            self.order.shuffle(rng);
+            self.pos = 0;
+        }
+        None
+    }
+
+    /// Inserts a new member at a random position among those not yet probed this cycle.
+    fn insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot) {
+        let at = rng.random_range(self.pos..=self.order.len());
+        self.order.insert(at, slot);
+    }
+}
+
+/// The probe in flight.
+#[derive(Debug, Clone)]
+pub(crate) struct Probe {
+    seq: u32,
+    slot: Slot,
+    name: CompactString,
+    acked: bool,
+    indirect: bool,
+    expected_nacks: u32,
+    nacks: u32,
+}
+
+/// An indirect probe this node runs for another member.
+#[derive(Debug, Clone)]
+pub(crate) struct Relay<A> {
+    origin: A,
+    origin_seq: u32,
+    nack_at: Instant,
+}
+
+/// Failure-detector state.
+#[derive(Debug)]
+pub(crate) struct Swim<A> {
+    local: ProbeOrder,
+    remote: ProbeOrder,
+    seq: u32,
+    probe: Option<Probe>,
+    relays: BTreeMap<u32, Relay<A>>,
+    relay_deadlines: BTreeSet<(Instant, u32)>,
+}
+
+impl<A> Default for Swim<A> {
+    fn default() -> Self {
+        Swim {
+            local: ProbeOrder::default(),
+            remote: ProbeOrder::default(),
+            seq: 0,
+            probe: None,
+            relays: BTreeMap::new(),
+            relay_deadlines: BTreeSet::new(),
+        }
+    }
+}
+
+impl<A> Swim<A> {
+    pub fn probe_order_insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot, local: bool) {
+        if local {
+            self.local.insert(rng, slot);
+        } else {
+            self.remote.insert(rng, slot);
+        }
+    }
+
+    pub fn next_relay_deadline(&self) -> Option<Instant> {
+        self.relay_deadlines.first().map(|(t, _)| *t)
+    }
+
+    fn next_seq(&mut self) -> u32 {
+        self.seq = self.seq.wrapping_add(1);
+        self.seq
+    }
+}
+
+impl<A: Address> Node<A> {
+    /// Start of a probe period: conclude the last probe, then ping the next member.
+    pub(crate) fn probe_tick(&mut self, now: Instant) {
+        if let Some(p) = self.swim.probe.take() {
+            if !p.acked {
+                self.probe_failed(now, &p);
+            }
+        }
+        let (local, remote) = self.members.live();
+        let use_remote = if local.is_empty() {
+            true
+        } else if remote.is_empty() {
+            false
+        } else {
+            self.rng.random_bool(self.config.cross_zone_probability)
+        };
+        let slot = if use_remote {
+            self.swim.remote.next(&mut self.rng, &self.members, remote)
+        } else {
+            self.swim.local.next(&mut self.rng, &self.members, local)
+        };
+        let Some(slot) = slot else { return };
+        let Some(m) = self.members.get(slot) else { return };
+        let (dest, name, suspect) = (m.addr.clone(), m.name.clone(), m.state == MemberState::Suspect);
+        let seq = self.swim.next_seq();
+        let mut messages = vec![Message::Ping { seq, target: name.clone() }];
+        if suspect && self.config.lifeguard {
+            // Buddy system: tell the suspect directly, so it can refute at once.
+            if let Some(rumor) = self.member_rumor_for(slot) {
+                messages.push(rumor);
+            }
+        }
+        self.outbox.push_back(Outgoing { dest, messages, piggyback: true });
+        self.swim.probe = Some(Probe { seq, slot, name, acked: false, indirect: false, expected_nacks: 0, nacks: 0 });
+        self.metrics.probes += 1;
+        let timeout = self.health.scale(self.config.probe_timeout);
+        self.timers.set(Timer::ProbeTimeout, now + timeout);
+    }
+
+    /// Direct ping unanswered: ask helpers to probe indirectly.
+    pub(crate) fn probe_timeout(&mut self, _now: Instant) {
+        let Some(p) = self.swim.probe.as_ref() else { return };
+        if p.acked || p.indirect {
+            return;
+        }
+        let (seq, slot, name) = (p.seq, p.slot, p.name.clone());
+        let Some(target_addr) = self.members.get(slot).map(|m| m.addr.clone()) else { return };
+        let helpers = self.pick_members(self.config.indirect_checks, Some(slot));
+        for &h in &helpers {
+            if let Some(helper) = self.members.get(h) {
+                let dest = helper.addr.clone();
+                self.outbox.push_back(Outgoing {
+                    dest,
+                    messages: vec![Message::PingReq { seq, target: name.clone(), target_addr: target_addr.clone() }],
+                    piggyback: true,
+                });
+            }
+        }
+        if let Some(p) = self.swim.probe.as_mut() {
+            p.indirect = true;
+            p.expected_nacks = if self.config.lifeguard { helpers.len() as u32 } else { 0 };
+        }
+        self.metrics.indirect_probes += 1;
+    }
+
+    /// No ack by the end of the period: adjust local health and suspect the member.
+    fn probe_failed(&mut self, now: Instant, p: &Probe) {
+        self.metrics.probe_failures += 1;
+        if self.config.lifeguard {
+            // With helpers, missing nacks point at ourselves; without, any failure does.
+            let delta = if p.expected_nacks > 0 { p.expected_nacks.saturating_sub(p.nacks) } else { 1 };
+            self.health.apply(i64::from(delta));
+        }
+        let Some(m) = self.members.get(p.slot) else { return };
+        if m.name != p.name || m.state != MemberState::Alive {
+            return; // already suspected, gone, or the slot was reused
+        }
+        let Some(mut record) = self.members.record(p.slot) else { return };
+        record.state = MemberState::Suspect;
+        self.members.update(p.slot, &record);
+        let me = self.name.clone();
+        self.start_suspicion(now, p.slot, me);
+        self.metrics.suspicions_raised += 1;
+        tracing::debug!(node = %self.name, member = %record.name, "probe failed: suspect");
+        self.events.push_back(Event::MemberSuspect(record));
+        self.queue_member_rumor(p.slot, Priority::Failure);
+    }
+
+    pub(crate) fn on_ping(&mut self, from: &A, seq: u32, target: &str) {
+        if target != self.name {
+            self.metrics.drops[DropReason::WrongTarget as usize] += 1;
+            return;
+        }
+        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![Message::Ack { seq }], piggyback: true });
+    }
+
+    pub(crate) fn on_ack(&mut self, _now: Instant, seq: u32) {
+        if let Some(p) = self.swim.probe.as_mut() {
+            if p.seq == seq && !p.acked {
+                p.acked = true;
+                if self.config.lifeguard {
+                    self.health.apply(-1);
+                }
+                return;
+            }
+        }
+        if let Some(relay) = self.swim.relays.remove(&seq) {
+            self.swim.relay_deadlines.remove(&(relay.nack_at, seq));
+            self.outbox.push_back(Outgoing {
+                dest: relay.origin,
+                messages: vec![Message::Ack { seq: relay.origin_seq }],
+                piggyback: true,
+            });
+        }
+    }
+
+    pub(crate) fn on_nack(&mut self, seq: u32) {
+        if let Some(p) = self.swim.probe.as_mut() {
+            if p.seq == seq && p.indirect {
+                p.nacks += 1;
+                self.metrics.nacks_received += 1;
+            }
+        }
+    }
+
+    pub(crate) fn on_ping_req(&mut self, now: Instant, from: &A, origin_seq: u32, target: CompactString, target_addr: A) {
+        if self.swim.relays.len() >= MAX_RELAYS || target == self.name {
+            return;
+        }
+        let seq = self.swim.next_seq();
+        let nack_at = now + self.config.probe_timeout;
+        self.swim.relays.insert(seq, Relay { origin: from.clone(), origin_seq, nack_at });
+        self.swim.relay_deadlines.insert((nack_at, seq));
+        let mut messages = vec![Message::Ping { seq, target: target.clone() }];
+        if self.config.lifeguard {
+            if let Some(slot) = self.members.find(&target) {
+                if self.members.get(slot).is_some_and(|m| m.state == MemberState::Suspect) {
+                    if let Some(rumor) = self.member_rumor_for(slot) {
+                        messages.push(rumor);
+                    }
+                }
+            }
+        }
+        self.outbox.push_back(Outgoing { dest: target_addr, messages, piggyback: true });
+    }
+
+    /// Relays whose target stayed silent: nack the requester (Lifeguard) and forget them.
+    pub(crate) fn fire_relays(&mut self, now: Instant) {
+        while let Some(&(at, seq)) = self.swim.relay_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.swim.relay_deadlines.pop_first();
+            if let Some(relay) = self.swim.relays.remove(&seq) {
+                if self.config.lifeguard {
+                    self.outbox.push_back(Outgoing {
+                        dest: relay.origin,
+                        messages: vec![Message::Nack { seq: relay.origin_seq }],
+                        piggyback: true,
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,159 @@
+//! Joining, push-pull state exchange, reconnection after partitions, and rejoining.
+//!
+//! A joining node sends its record to its seeds (retrying with exponential backoff) until one
+//! answers with its full view. Periodically each node sends a random member a hash of its
+//! view; only if the hashes differ do the two exchange full views, paged to the MTU. A node
+//! also periodically exchanges views with a member it believes dead, so the two sides of a
+//! healed partition learn of each other and refute; and a node that finds itself alone
+//! contacts its seeds again.
+
+use std::time::Instant;
+
+use compact_str::CompactString;
+use rand::Rng;
+
+use crate::event::Event;
+use crate::membership::table::Address;
+use crate::node::{Node, Outgoing, Source};
+use crate::timer::Timer;
+use crate::wire::{codec, MemberRecord, MemberState, Message};
+
+impl<A: Address> Node<A> {
+    /// Sends a join request to every seed and schedules the next attempt.
+    pub(crate) fn join_retry(&mut self, now: Instant) {
+        if !self.joining {
+            return;
+        }
+        let record = self.self_record();
+        for seed in self.seeds.clone() {
+            self.outbox.push_back(Outgoing {
+                dest: seed,
+                messages: vec![Message::Join { record: record.clone() }],
+                piggyback: false,
+            });
+        }
+        self.metrics.join_attempts += 1;
+        let wait = self.jittered(self.join_backoff);
+        self.timers.set(Timer::Join, now + wait);
+        self.join_backoff = (self.join_backoff * 2).min(self.config.join_retry_max);
+    }
+
+    pub(crate) fn finish_join(&mut self, now: Instant) {
+        if self.joining {
+            self.joining = false;
+            self.timers.stop(Timer::Join);
+            self.events.push_back(Event::Joined);
+            // Announce ourselves too: the seed's rumor alone may be spent before it spreads.
+            self.queue_self_rumor(false);
+            // And compare views soon: members that joined around the same time are often
+            // missed by rumors whose retransmit budget was sized for a tiny cluster.
+            if let Some(period) = self.config.push_pull_interval {
+                let soon = (self.config.probe_interval * 2).min(period);
+                let at = now + soon.mul_f64(0.5 + self.rng.random::<f64>());
+                self.timers.set(Timer::PushPull, at);
+                self.early_syncs = 0;
+            }
+            tracing::debug!(node = %self.name, "joined");
+        }
+    }
+
+    /// While alone, contact the seeds again.
+    pub(crate) fn rejoin_tick(&mut self, now: Instant) {
+        if !self.joining && self.members.live_count() == 0 && !self.seeds.is_empty() {
+            self.joining = true;
+            self.join_backoff = self.config.join_retry_initial;
+            self.join_retry(now);
+        }
+    }
+
+    /// A node asks to join through us: take its record and answer with our full view.
+    pub(crate) fn on_join(&mut self, now: Instant, from: &A, record: MemberRecord<A>) {
+        self.apply_record(now, record, None, Source::Gossip);
+        self.send_full_view(from.clone(), false);
+    }
+
+    pub(crate) fn push_pull_tick(&mut self) {
+        let Some(&slot) = self.pick_members(1, None).first() else { return };
+        let Some(m) = self.members.get(slot) else { return };
+        let dest = m.addr.clone();
+        let digest = self.membership_digest();
+        let count = (self.members.live_count() + 1).min(u32::MAX as usize) as u32;
+        self.outbox.push_back(Outgoing { dest, messages: vec![Message::SyncDigest { digest, count }], piggyback: true });
+    }
+
+    pub(crate) fn on_sync_digest(&mut self, from: &A, digest: u64) {
+        if digest != self.membership_digest() {
+            self.send_full_view(from.clone(), true);
+        }
+    }
+
+    pub(crate) fn on_sync_page(
+        &mut self,
+        now: Instant,
+        from: &A,
+        _sender: &CompactString,
+        reply: bool,
+        members: Vec<MemberRecord<A>>,
+    ) {
+        for record in members {
+            self.apply_record(now, record, None, Source::Sync);
+        }
+        self.finish_join(now);
+        if reply {
+            self.send_full_view(from.clone(), false);
+        }
+    }
+
+    /// Exchange views with a member believed dead: heals partitions.
+    pub(crate) fn reconnect_tick(&mut self) {
+        if self.gone.is_empty() {
+            return;
+        }
+        for _ in 0..4 {
+            let i = self.rng.random_range(0..self.gone.len());
+            let (_, slot, generation, _) = self.gone[i];
+            let Some(m) = self.members.get(slot) else { continue };
+            if m.state == MemberState::Dead && m.generation == generation {
+                let dest = m.addr.clone();
+                self.send_full_view(dest, true);
+                return;
+            }
+        }
+    }
+
+    /// Queues this node's full view (itself included) to `dest`, paged to the MTU.
+    pub(crate) fn send_full_view(&mut self, dest: A, reply: bool) {
+        let mut header = Vec::new();
+        codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
+        // Message tag, bool and length prefix take at most 7 bytes.
+        let room = self.config.mtu.saturating_sub(header.len() + 7);
+        let mut page: Vec<MemberRecord<A>> = Vec::new();
+        let mut used = 0;
+        let mut first = true;
+        let records = std::iter::once(self.self_record())
+            .chain(self.members.iter().filter_map(|(s, _)| self.members.record(s)))
+            .collect::<Vec<_>>();
+        for record in records {
+            let len = postcard::experimental::serialized_size(&record).unwrap_or(room);
+            if used + len > room && !page.is_empty() {
+                let members = std::mem::take(&mut page);
+                self.outbox.push_back(Outgoing {
+                    dest: dest.clone(),
+                    messages: vec![Message::SyncPage { reply: reply && first, members }],
+                    piggyback: false,
+                });
+                first = false;
+                used = 0;
+            }
+            used += len;
+            page.push(record);
+        }
+        if !page.is_empty() {
+            self.outbox.push_back(Outgoing {
+                dest,
+                messages: vec![Message::SyncPage { reply: reply && first, members: page }],
+                piggyback: true,
+            });
+        }
+    }
+}

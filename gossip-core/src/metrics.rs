@@ -1,0 +1,127 @@
+//! Counters, read as a snapshot with `Node::metrics`.
+
+use crate::wire::{DecodeError, MessageKind};
+
+/// Why an inbound datagram was dropped.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[allow(missing_docs)]
+pub enum DropReason {
+    Empty,
+    Oversized,
+    UnknownVersion,
+    ForeignCluster,
+    Truncated,
+    Malformed,
+    InvalidName,
+    FromSelf,
+    /// A ping for another member arrived here (a different node now owns the address).
+    WrongTarget,
+}
+
+impl DropReason {
+    /// Every reason, in index order.
+    pub const ALL: [DropReason; 9] = [
+        DropReason::Empty,
+        DropReason::Oversized,
+        DropReason::UnknownVersion,
+        DropReason::ForeignCluster,
+        DropReason::Truncated,
+        DropReason::Malformed,
+        DropReason::InvalidName,
+        DropReason::FromSelf,
+        DropReason::WrongTarget,
+    ];
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            DropReason::Empty => "empty",
+            DropReason::Oversized => "oversized",
+            DropReason::UnknownVersion => "unknown_version",
+            DropReason::ForeignCluster => "foreign_cluster",
+            DropReason::Truncated => "truncated",
+            DropReason::Malformed => "malformed",
+            DropReason::InvalidName => "invalid_name",
+            DropReason::FromSelf => "from_self",
+            DropReason::WrongTarget => "wrong_target",
+        }
+    }
+
+    pub(crate) fn of(e: &DecodeError) -> DropReason {
+        match e {
+            DecodeError::Empty => DropReason::Empty,
+            DecodeError::Oversized { .. } => DropReason::Oversized,
+            DecodeError::UnknownVersion(_) => DropReason::UnknownVersion,
+            DecodeError::ForeignCluster(_) => DropReason::ForeignCluster,
+            DecodeError::Truncated => DropReason::Truncated,
+            DecodeError::Malformed(_) => DropReason::Malformed,
+        }
+    }
+}
+
+/// A snapshot of a node's counters (monotonic since the node started, except gauges).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Metrics {
+    /// Datagrams received (including dropped ones).
+    pub packets_in: u64,
+    /// Datagrams sent.
+    pub packets_out: u64,
+    /// Bytes received.
+    pub bytes_in: u64,
+    /// Bytes sent.
+    pub bytes_out: u64,
+    /// Messages received, by [`MessageKind`] index.
+    pub messages_in: [u64; 9],
+    /// Messages sent, by [`MessageKind`] index.
+    pub messages_out: [u64; 9],
+    /// Encoded bytes of messages received, by kind.
+    pub message_bytes_in: [u64; 9],
+    /// Encoded bytes of messages sent, by kind.
+    pub message_bytes_out: [u64; 9],
+    /// Dropped datagrams, by [`DropReason`] index.
+    pub drops: [u64; 9],
+    /// Direct probes started.
+    pub probes: u64,
+    /// Probes that fell back to indirect probing.
+    pub indirect_probes: u64,
+    /// Probes that got no ack at all.
+    pub probe_failures: u64,
+    /// Nacks received from indirect helpers.
+    pub nacks_received: u64,
+    /// Suspicions of itself this node refuted.
+    pub refutations: u64,
+    /// Suspicions this node raised.
+    pub suspicions_raised: u64,
+    /// Suspicions that ran out and declared a member dead, here.
+    pub suspicions_confirmed: u64,
+    /// Rumors dropped because the queue was full.
+    pub rumors_evicted: u64,
+    /// Join attempts sent to seeds.
+    pub join_attempts: u64,
+    /// Gauge: Lifeguard local health score (0 = healthy).
+    pub health_score: u32,
+    /// Gauge: members believed alive or suspect, excluding this node.
+    pub live_members: usize,
+}
+
+impl Metrics {
+    /// Messages received of one kind.
+    pub fn received(&self, kind: MessageKind) -> u64 {
+        self.messages_in[kind.index()]
+    }
+
+    /// Messages sent of one kind.
+    pub fn sent(&self, kind: MessageKind) -> u64 {
+        self.messages_out[kind.index()]
+    }
+
+    /// Datagrams dropped for one reason.
+    pub fn dropped(&self, reason: DropReason) -> u64 {
+        self.drops[reason as usize]
+    }
+
+    /// All drops, whatever the reason.
+    pub fn dropped_total(&self) -> u64 {
+        self.drops.iter().sum()
+    }
+}

@@ -1,0 +1,695 @@
+//! The node: every protocol layer composed behind one sans-IO driving contract.
+
+use std::collections::{BTreeSet, VecDeque};
+use std::time::{Duration, Instant};
+
+use compact_str::CompactString;
+use hashbrown::HashMap;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use crate::config::{check_name, Config, MAX_NAME_LEN};
+use crate::dissemination::{retransmit_limit, Dissemination, SELF_KEY};
+use crate::error::{CommandError, HandleError, NewNodeError};
+use crate::event::Event;
+use crate::membership::health::Health;
+use crate::membership::suspicion::Suspicion;
+use crate::membership::swim::Swim;
+use crate::membership::table::{record_hash, Address, MemberTable, Slot};
+use crate::metrics::{DropReason, Metrics};
+use crate::timer::{Timer, TimerTable};
+use crate::transmit::Transmit;
+use crate::wire::{codec, MemberRecord, MemberState, Message};
+
+/// Who a node is: a unique name (stable across restarts), the address others reach it at, and
+/// the generation of this life.
+///
+/// Give every restart a larger generation (a wall-clock timestamp taken by the caller, or a
+/// counter kept on disk): the new life then supersedes the old one everywhere, even at a new
+/// address, without a name conflict.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Identity<A> {
+    /// Unique member name (1 to 128 bytes, no control characters).
+    pub name: String,
+    /// Address the node receives datagrams at, as others should use it.
+    pub addr: A,
+    /// Generation of this life of the node.
+    pub generation: u64,
+}
+
+/// A message waiting to be packed into a datagram by `poll_transmit`.
+#[derive(Debug)]
+pub(crate) struct Outgoing<A> {
+    pub dest: A,
+    pub messages: Vec<Message<A>>,
+    /// Whether rumors may fill the rest of the datagram.
+    pub piggyback: bool,
+}
+
+/// Where a record came from: decides whether it is news worth re-gossiping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Source {
+    /// A rumor or a direct announcement.
+    Gossip,
+    /// A full-state exchange (push-pull, join reply).
+    Sync,
+}
+
+/// One gossip node: SWIM + Lifeguard membership, rumor dissemination and the wire codec,
+/// with no sockets, clocks, threads or global randomness.
+///
+/// # The driving contract
+///
+/// The node never does I/O and never reads a clock. The caller feeds it datagrams and the
+/// current time, and drains what it wants sent and what it wants to say:
+///
+/// - [`handle_message`](Node::handle_message)`(now, from, bytes)` — one received datagram.
+///   Never panics; bad input is a typed [`HandleError`] and a counted drop.
+/// - [`poll_timer`](Node::poll_timer)`(now)` — fires every timer due by `now` and returns the
+///   next deadline: sleep until then (or until a datagram arrives).
+/// - [`poll_transmit`](Node::poll_transmit)`()` — the next datagram to send; drain until `None`
+///   after every input.
+/// - [`poll_event`](Node::poll_event)`()` — the next membership change or broadcast; drain
+///   until `None`.
+///
+/// Every random choice comes from a ChaCha RNG seeded by the caller, so the same seed and the
+/// same inputs give the same outputs, bit for bit: the simulator replays runs by seed.
+///
+/// # Example: two nodes wired together in memory
+///
+/// ```
+/// use std::time::{Duration, Instant};
+/// use gossip_core::{Config, Event, Identity, Node};
+///
+/// let start = Instant::now();
+/// let mut a = Node::new(Config::lan(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, start).unwrap();
+/// let mut b = Node::new(Config::lan(), Identity { name: "b".into(), addr: 2u32, generation: 1 }, 8, start).unwrap();
+/// b.join(start, vec![1]);
+///
+/// let mut now = start;
+/// for _ in 0..50 {
+///     now += Duration::from_millis(100);
+///     for node in [&mut a, &mut b] {
+///         node.poll_timer(now);
+///     }
+///     // Deliver everything in flight (a real adapter sends these over UDP).
+///     loop {
+///         let mut moved = false;
+///         while let Some(t) = a.poll_transmit() { b.handle_message(now, 1, &t.contents).ok(); moved = true; }
+///         while let Some(t) = b.poll_transmit() { a.handle_message(now, 2, &t.contents).ok(); moved = true; }
+///         if !moved { break; }
+///     }
+/// }
+/// let mut a_saw_b = false;
+/// while let Some(e) = a.poll_event() {
+///     if let Event::MemberUp(m) = e { a_saw_b |= m.name == "b"; }
+/// }
+/// assert!(a_saw_b);
+/// assert_eq!(b.members().len(), 1);
+/// ```
+#[derive(Debug)]
+pub struct Node<A: Address> {
+    pub(crate) config: Config,
+    pub(crate) name: CompactString,
+    pub(crate) addr: A,
+    pub(crate) generation: u64,
+    pub(crate) incarnation: u32,
+    pub(crate) self_state: MemberState,
+    pub(crate) zone: Option<CompactString>,
+    pub(crate) rng: ChaCha8Rng,
+    pub(crate) members: MemberTable<A>,
+    pub(crate) swim: Swim<A>,
+    pub(crate) health: Health,
+    pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
+    pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
+    pub(crate) dissemination: Dissemination,
+    pub(crate) outbox: VecDeque<Outgoing<A>>,
+    pub(crate) events: VecDeque<Event<A>>,
+    pub(crate) metrics: Metrics,
+    pub(crate) timers: TimerTable,
+    pub(crate) seeds: Vec<A>,
+    pub(crate) joining: bool,
+    pub(crate) join_backoff: Duration,
+    /// Push-pull rounds since joining (the first few come early).
+    pub(crate) early_syncs: u32,
+    /// Dead or left members in the order they went, for reclaiming.
+    pub(crate) gone: VecDeque<(Instant, Slot, u64, u32)>,
+    /// Forgotten members' last (generation, incarnation), so stale gossip cannot resurrect
+    /// them, with the time each record may be dropped.
+    pub(crate) forgotten: HashMap<CompactString, (u64, u32), ahash::RandomState>,
+    pub(crate) forgotten_order: VecDeque<(Instant, CompactString)>,
+    buf: Vec<u8>,
+}
+
+impl<A: Address> Node<A> {
+    /// Creates a node. It is alone until [`join`](Node::join) is called (or another node
+    /// joins through it). `rng_seed` drives every random choice.
+    pub fn new(config: Config, identity: Identity<A>, rng_seed: u64, now: Instant) -> Result<Self, NewNodeError> {
+        config.validate()?;
+        check_name("name", &identity.name, false)?;
+        let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
+        let keys: [u64; 4] = rng.random();
+        let mut node = Node {
+            name: identity.name.as_str().into(),
+            addr: identity.addr,
+            generation: identity.generation,
+            incarnation: 0,
+            self_state: MemberState::Alive,
+            zone: config.zone.as_deref().map(Into::into),
+            members: MemberTable::new(config.zone.as_deref(), keys),
+            swim: Swim::default(),
+            health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
+            suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
+            suspicion_deadlines: BTreeSet::new(),
+            dissemination: Dissemination::new(config.max_queued_rumors),
+            outbox: VecDeque::new(),
+            events: VecDeque::new(),
+            metrics: Metrics::default(),
+            timers: TimerTable::default(),
+            seeds: Vec::new(),
+            joining: false,
+            join_backoff: config.join_retry_initial,
+            early_syncs: 0,
+            gone: VecDeque::new(),
+            forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),
+            forgotten_order: VecDeque::new(),
+            buf: Vec::with_capacity(config.mtu),
+            rng,
+            config,
+        };
+        // Start periodic timers at random phases so nodes created together do not tick together.
+        for (timer, period) in [
+            (Timer::Probe, Some(node.config.probe_interval)),
+            (Timer::Gossip, Some(node.config.gossip_interval)),
+            (Timer::PushPull, node.config.push_pull_interval),
+            (Timer::Reconnect, node.config.reconnect_interval),
+            (Timer::Rejoin, Some(node.config.rejoin_interval)),
+            (Timer::Reclaim, Some(node.reclaim_period())),
+        ] {
+            if let Some(p) = period {
+                let phase = p.mul_f64(node.rng.random::<f64>());
+                node.timers.set(timer, now + phase);
+            }
+        }
+        tracing::debug!(name = %node.name, generation = node.generation, "node created");
+        Ok(node)
+    }
+
+    // ----- driving contract -------------------------------------------------------------
+
+    /// Handles one datagram received from `from`.
+    ///
+    /// Never panics. A datagram that cannot be decoded, belongs to another cluster or protocol
+    /// version, or names members invalidly is dropped whole, counted by reason in
+    /// [`metrics`](Node::metrics), and reported as an error; nothing else changes then.
+    pub fn handle_message(&mut self, now: Instant, from: A, bytes: &[u8]) -> Result<(), HandleError> {
+        self.metrics.packets_in += 1;
+        self.metrics.bytes_in += bytes.len() as u64;
+        let decoded = self.decode(bytes);
+        let (sender, messages) = match decoded {
+            Ok(v) => v,
+            Err(e) => {
+                let reason = match &e {
+                    HandleError::Decode(d) => DropReason::of(d),
+                    HandleError::InvalidName => DropReason::InvalidName,
+                    HandleError::FromSelf => DropReason::FromSelf,
+                };
+                self.metrics.drops[reason as usize] += 1;
+                tracing::debug!(?from, error = %e, "datagram dropped");
+                return Err(e);
+            }
+        };
+        let _span = tracing::trace_span!("handle_message", node = %self.name, from = %sender).entered();
+        for (message, len) in messages {
+            let kind = message.kind().index();
+            self.metrics.messages_in[kind] += 1;
+            self.metrics.message_bytes_in[kind] += len as u64;
+            self.on_message(now, &from, &sender, message);
+        }
+        Ok(())
+    }
+
+    /// Decodes and validates a whole datagram before anything is applied.
+    fn decode(&self, bytes: &[u8]) -> Result<(CompactString, Vec<(Message<A>, usize)>), HandleError> {
+        let (header, mut rest) = codec::decode_header(bytes, &self.config.cluster_label, self.config.max_inbound_size)?;
+        if !valid_name(&header.sender) {
+            return Err(HandleError::InvalidName);
+        }
+        if header.sender == self.name {
+            return Err(HandleError::FromSelf);
+        }
+        let mut messages = Vec::new();
+        while !rest.is_empty() {
+            let (m, r) = codec::decode_message::<A>(rest)?;
+            let names_ok = match &m {
+                Message::Ping { target, .. } | Message::PingReq { target, .. } => valid_name(target),
+                Message::Join { record } | Message::Member { record, accuser: None } => valid_record(record),
+                Message::Member { record, accuser: Some(a) } => valid_record(record) && valid_name(a),
+                Message::SyncPage { members, .. } => members.iter().all(valid_record),
+                Message::Broadcast { origin, .. } => valid_name(origin),
+                Message::Ack { .. } | Message::Nack { .. } | Message::SyncDigest { .. } => true,
+            };
+            if !names_ok {
+                return Err(HandleError::InvalidName);
+            }
+            messages.push((m, rest.len() - r.len()));
+            rest = r;
+        }
+        Ok((header.sender, messages))
+    }
+
+    fn on_message(&mut self, now: Instant, from: &A, sender: &CompactString, message: Message<A>) {
+        match message {
+            Message::Ping { seq, target } => self.on_ping(from, seq, &target),
+            Message::Ack { seq } => self.on_ack(now, seq),
+            Message::Nack { seq } => self.on_nack(seq),
+            Message::PingReq { seq, target, target_addr } => self.on_ping_req(now, from, seq, target, target_addr),
+            Message::Join { record } => self.on_join(now, from, record),
+            Message::Member { record, accuser } => self.apply_record(now, record, accuser.as_ref(), Source::Gossip),
+            Message::SyncDigest { digest, .. } => self.on_sync_digest(from, digest),
+            Message::SyncPage { reply, members } => self.on_sync_page(now, from, sender, reply, members),
+            Message::Broadcast { origin, id, payload } => self.on_broadcast(now, origin, id, payload),
+        }
+    }
+
+    /// Fires every timer due by `now`; returns the next deadline, or `None` if nothing is
+    /// scheduled (the node has left).
+    pub fn poll_timer(&mut self, now: Instant) -> Option<Instant> {
+        for timer in Timer::ALL {
+            if self.timers.take_due(timer, now) {
+                self.fire(now, timer);
+            }
+        }
+        self.fire_suspicions(now);
+        self.fire_relays(now);
+        self.metrics.health_score = self.health.score();
+        self.next_deadline()
+    }
+
+    /// Earliest pending deadline of any timer.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        [
+            self.timers.next(),
+            self.suspicion_deadlines.first().map(|(t, _)| *t),
+            self.swim.next_relay_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn fire(&mut self, now: Instant, timer: Timer) {
+        if self.self_state == MemberState::Left && !matches!(timer, Timer::Gossip | Timer::Reclaim) {
+            return;
+        }
+        match timer {
+            Timer::ProbeTimeout => self.probe_timeout(now),
+            Timer::Probe => {
+                self.probe_tick(now);
+                let next = self.jittered(self.health.scale(self.config.probe_interval));
+                self.timers.set(Timer::Probe, now + next);
+            }
+            Timer::Gossip => {
+                self.gossip_tick();
+                let next = self.jittered(self.config.gossip_interval);
+                self.timers.set(Timer::Gossip, now + next);
+            }
+            Timer::PushPull => {
+                self.push_pull_tick();
+                if let Some(p) = self.config.push_pull_interval {
+                    // Soon after joining, compare views at doubling intervals (2, 4, 8, 16
+                    // probe periods) before settling on the configured period.
+                    let early = self.config.probe_interval * (2u32 << self.early_syncs.min(8));
+                    let base = if self.early_syncs < 4 && early < p { early } else { p };
+                    self.early_syncs = self.early_syncs.saturating_add(1);
+                    let next = self.jittered(base);
+                    self.timers.set(Timer::PushPull, now + next);
+                }
+            }
+            Timer::Reconnect => {
+                self.reconnect_tick();
+                if let Some(p) = self.config.reconnect_interval {
+                    let next = self.jittered(p);
+                    self.timers.set(Timer::Reconnect, now + next);
+                }
+            }
+            Timer::Join => self.join_retry(now),
+            Timer::Rejoin => {
+                self.rejoin_tick(now);
+                let next = self.jittered(self.config.rejoin_interval);
+                self.timers.set(Timer::Rejoin, now + next);
+            }
+            Timer::Reclaim => {
+                self.reclaim(now);
+                let next = self.reclaim_period();
+                self.timers.set(Timer::Reclaim, now + next);
+            }
+        }
+    }
+
+    fn reclaim_period(&self) -> Duration {
+        (self.config.dead_reclaim_time / 10).max(Duration::from_millis(100))
+    }
+
+    /// `d` plus up to `timer_jitter` of it, at random.
+    pub(crate) fn jittered(&mut self, d: Duration) -> Duration {
+        if self.config.timer_jitter <= 0.0 {
+            return d;
+        }
+        let f: f64 = self.rng.random::<f64>() * self.config.timer_jitter;
+        d + d.mul_f64(f)
+    }
+
+    /// The next datagram to send, packed up to the MTU with piggybacked rumors.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<A>> {
+        while let Some(out) = self.outbox.pop_front() {
+            codec::encode_header(&mut self.buf, &self.config.cluster_label, &self.name);
+            let header_len = self.buf.len();
+            for m in &out.messages {
+                let len = codec::encode_message(&mut self.buf, m);
+                let kind = m.kind().index();
+                self.metrics.messages_out[kind] += 1;
+                self.metrics.message_bytes_out[kind] += len as u64;
+            }
+            if out.piggyback {
+                self.fill_piggyback();
+            }
+            if self.buf.len() == header_len {
+                continue; // nothing to say after all
+            }
+            self.metrics.packets_out += 1;
+            self.metrics.bytes_out += self.buf.len() as u64;
+            return Some(Transmit { destination: out.dest, contents: self.buf.clone() });
+        }
+        None
+    }
+
+    /// The next event, if any.
+    pub fn poll_event(&mut self) -> Option<Event<A>> {
+        self.events.pop_front()
+    }
+
+    // ----- commands ---------------------------------------------------------------------
+
+    /// Joins a cluster through `seeds`: contacts each, retrying with exponential backoff
+    /// (and jitter) until one answers with its membership. Later, whenever the node finds
+    /// itself alone, it contacts the seeds again.
+    pub fn join(&mut self, now: Instant, seeds: Vec<A>) {
+        self.seeds = seeds.into_iter().filter(|s| *s != self.addr).collect();
+        if self.seeds.is_empty() || self.self_state == MemberState::Left {
+            return;
+        }
+        self.joining = true;
+        self.join_backoff = self.config.join_retry_initial;
+        self.timers.set(Timer::Join, now);
+    }
+
+    /// Leaves the cluster gracefully: announces the leave (to a few members directly and by
+    /// gossip) and stops probing. Keep driving the node for a few gossip intervals so the
+    /// news spreads, then drop it. A left node cannot rejoin; create a new one with a new
+    /// generation.
+    pub fn leave(&mut self, now: Instant) -> Result<(), CommandError> {
+        if self.self_state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        let _ = now;
+        self.self_state = MemberState::Left;
+        self.incarnation = self.incarnation.saturating_add(1);
+        self.joining = false;
+        self.queue_self_rumor(true);
+        let record = self.self_record();
+        let fanout = self.config.gossip_fanout.max(self.config.indirect_checks);
+        for slot in self.pick_members(fanout, None) {
+            if let Some(m) = self.members.get(slot) {
+                let dest = m.addr.clone();
+                self.outbox.push_back(Outgoing {
+                    dest,
+                    messages: vec![Message::Member { record: record.clone(), accuser: None }],
+                    piggyback: true,
+                });
+            }
+        }
+        tracing::info!(name = %self.name, "leaving the cluster");
+        Ok(())
+    }
+
+    /// Sends `payload` to every member, delivered once to each as [`Event::Broadcast`].
+    /// Returns the broadcast id.
+    pub fn broadcast(&mut self, now: Instant, payload: Vec<u8>) -> Result<u64, CommandError> {
+        if self.self_state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        let max = self.max_broadcast_payload();
+        if payload.len() > max {
+            return Err(CommandError::PayloadTooLarge { len: payload.len(), max });
+        }
+        self.dissemination.next_broadcast_id += 1;
+        let id = self.dissemination.next_broadcast_id;
+        let key = (self.name.clone(), id);
+        self.dissemination.first_sighting(now, &key);
+        self.dissemination.queue_broadcast(key, payload);
+        Ok(id)
+    }
+
+    /// Largest broadcast payload that fits in one packet with this configuration.
+    pub fn max_broadcast_payload(&self) -> usize {
+        // header + message tag, origin, id and length prefix.
+        let overhead = 1 + 2 + self.config.cluster_label.len() + 2 + self.name.len() + 1 + 2 + self.name.len() + 10 + 3;
+        self.config.mtu.saturating_sub(overhead)
+    }
+
+    // ----- read-only views --------------------------------------------------------------
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// This node's own record as it announces it.
+    pub fn self_record(&self) -> MemberRecord<A> {
+        MemberRecord {
+            name: self.name.clone(),
+            addr: self.addr.clone(),
+            generation: self.generation,
+            incarnation: self.incarnation,
+            state: self.self_state,
+            zone: self.zone.clone(),
+        }
+    }
+
+    /// Live members (alive or suspect), excluding this node, in no particular order.
+    pub fn members(&self) -> Vec<MemberRecord<A>> {
+        let (local, remote) = self.members.live();
+        local.iter().chain(remote).filter_map(|&s| self.members.record(s)).collect()
+    }
+
+    /// Number of live members, excluding this node.
+    pub fn live_count(&self) -> usize {
+        self.members.live_count()
+    }
+
+    /// Every member this node knows, including dead and left ones not yet forgotten.
+    pub fn all_members(&self) -> Vec<MemberRecord<A>> {
+        self.members.iter().filter_map(|(s, _)| self.members.record(s)).collect()
+    }
+
+    /// What this node believes of one member.
+    pub fn member(&self, name: &str) -> Option<MemberRecord<A>> {
+        self.members.find(name).and_then(|s| self.members.record(s))
+    }
+
+    /// Whether the node has left.
+    pub fn has_left(&self) -> bool {
+        self.self_state == MemberState::Left
+    }
+
+    /// Whether the node is still waiting for a seed to answer.
+    pub fn is_joining(&self) -> bool {
+        self.joining
+    }
+
+    /// Lifeguard local health score (0 = healthy).
+    pub fn health_score(&self) -> u32 {
+        self.health.score()
+    }
+
+    /// A snapshot of the counters.
+    pub fn metrics(&self) -> Metrics {
+        let mut m = self.metrics.clone();
+        m.health_score = self.health.score();
+        m.live_members = self.members.live_count();
+        m
+    }
+
+    /// Order-independent hash of this node's view of live members (itself included); two
+    /// nodes with the same view have the same digest.
+    pub fn membership_digest(&self) -> u64 {
+        let own = if self.self_state.is_gone() { 0 } else { record_hash(&self.name, self.generation, self.incarnation) };
+        self.members.digest() ^ own
+    }
+
+    /// The configuration in force.
+    pub fn config(&self) -> &Config {
+        &self.config
+    }
+
+    // ----- packing ----------------------------------------------------------------------
+
+    /// Retransmission limit for the current cluster size.
+    pub(crate) fn retransmit_limit(&self) -> u32 {
+        retransmit_limit(self.config.retransmit_mult, self.members.live_count() + 1)
+    }
+
+    /// Appends queued rumors to `self.buf` up to the MTU, keeping `broadcast_share` for user
+    /// broadcasts when any are pending.
+    fn fill_piggyback(&mut self) {
+        let mtu = self.config.mtu;
+        let room = mtu.saturating_sub(self.buf.len());
+        if room < 4 {
+            return;
+        }
+        let reserve = if self.dissemination.broadcasts.is_empty() {
+            0
+        } else {
+            (room as f64 * self.config.broadcast_share) as usize
+        };
+        let mut taken = Vec::new();
+        self.pack_member_rumors(mtu - reserve, &mut taken);
+        self.pack_broadcasts(mtu);
+        self.pack_member_rumors(mtu, &mut taken);
+        let limit = self.retransmit_limit();
+        for key in taken {
+            self.dissemination.members.sent(&key, limit);
+        }
+    }
+
+    pub(crate) fn member_rumor_for(&self, key: u32) -> Option<Message<A>> {
+        let record = if key == SELF_KEY { self.self_record() } else { self.members.record(key)? };
+        let accuser = if record.state == MemberState::Suspect {
+            self.suspicions.get(&key).and_then(|s| s.accusers.first().cloned())
+        } else {
+            None
+        };
+        Some(Message::Member { record, accuser })
+    }
+
+    fn pack_member_rumors(&mut self, cap: usize, taken: &mut Vec<u32>) {
+        let mut misses = 0;
+        let mut stale = Vec::new();
+        let keys: Vec<u32> = self.dissemination.members.iter().copied().take(256).collect();
+        for key in keys {
+            if self.buf.len() + 8 > cap || misses > 4 {
+                break;
+            }
+            if taken.contains(&key) {
+                continue;
+            }
+            let Some(msg) = self.member_rumor_for(key) else {
+                stale.push(key);
+                continue;
+            };
+            let before = self.buf.len();
+            let len = codec::encode_message(&mut self.buf, &msg);
+            if self.buf.len() > cap {
+                self.buf.truncate(before);
+                misses += 1;
+                continue;
+            }
+            let kind = msg.kind().index();
+            self.metrics.messages_out[kind] += 1;
+            self.metrics.message_bytes_out[kind] += len as u64;
+            taken.push(key);
+        }
+        for key in stale {
+            self.dissemination.members.remove(&key);
+        }
+    }
+
+    fn pack_broadcasts(&mut self, cap: usize) {
+        let keys: Vec<(CompactString, u64)> = self.dissemination.broadcasts.iter().take(64).cloned().collect();
+        let limit = self.retransmit_limit();
+        for key in keys {
+            if self.buf.len() + 8 > cap {
+                break;
+            }
+            let Some(b) = self.dissemination.payloads.get(&key) else { continue };
+            let msg = Message::<A>::Broadcast { origin: key.0.clone(), id: key.1, payload: b.payload.clone() };
+            let before = self.buf.len();
+            let len = codec::encode_message(&mut self.buf, &msg);
+            if self.buf.len() > cap {
+                self.buf.truncate(before);
+                continue;
+            }
+            let kind = msg.kind().index();
+            self.metrics.messages_out[kind] += 1;
+            self.metrics.message_bytes_out[kind] += len as u64;
+            self.dissemination.broadcast_sent(&key, limit);
+        }
+    }
+
+    /// Queues a rumor about this node itself.
+    pub(crate) fn queue_self_rumor(&mut self, failure_news: bool) {
+        use crate::dissemination::Priority;
+        let p = if failure_news { Priority::Failure } else { Priority::Routine };
+        self.dissemination.members.push(SELF_KEY, p);
+    }
+
+    fn on_broadcast(&mut self, now: Instant, origin: CompactString, id: u64, payload: Vec<u8>) {
+        if origin == self.name {
+            return;
+        }
+        let key = (origin, id);
+        if !self.dissemination.first_sighting(now, &key) {
+            return;
+        }
+        self.events.push_back(Event::Broadcast { origin: key.0.clone(), id, payload: payload.clone() });
+        self.dissemination.queue_broadcast(key, payload);
+    }
+
+    /// Picks up to `n` distinct live members at random, preferring the own zone (crossing
+    /// zones with `cross_zone_probability`), never `exclude`.
+    pub(crate) fn pick_members(&mut self, n: usize, exclude: Option<Slot>) -> Vec<Slot> {
+        let (local, remote) = self.members.live();
+        let (nl, nr) = (local.len(), remote.len());
+        let mut out: Vec<Slot> = Vec::with_capacity(n);
+        let mut attempts = 0;
+        while out.len() < n && attempts < n * 4 + 8 {
+            attempts += 1;
+            let use_remote = if nl == 0 {
+                true
+            } else if nr == 0 {
+                false
+            } else {
+                self.rng.random_bool(self.config.cross_zone_probability)
+            };
+            let list = if use_remote { remote } else { local };
+            if list.is_empty() {
+                break;
+            }
+            let s = list[self.rng.random_range(0..list.len())];
+            if Some(s) != exclude && !out.contains(&s) {
+                out.push(s);
+            }
+        }
+        if out.len() < n && nl + nr <= n * 4 {
+            // Small clusters: fill deterministically from what is left.
+            for &s in local.iter().chain(remote) {
+                if out.len() >= n {
+                    break;
+                }
+                if Some(s) != exclude && !out.contains(&s) {
+                    out.push(s);
+                }
+            }
+        }
+        out
+    }
+}
+
+fn valid_name(name: &CompactString) -> bool {
+    !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control)
+}
+
+fn valid_record<A>(record: &MemberRecord<A>) -> bool {
+    valid_name(&record.name) && record.zone.as_ref().is_none_or(valid_name)
+}

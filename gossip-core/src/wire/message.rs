@@ -1,0 +1,236 @@
+//! The messages nodes exchange, and the membership record they carry.
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+use super::bounded;
+
+/// A member's liveness as one node believes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum MemberState {
+    /// Answering probes, or not yet suspected.
+    Alive,
+    /// Missed a probe; declared dead unless it refutes before the suspicion timeout.
+    Suspect,
+    /// Declared failed by the failure detector.
+    Dead,
+    /// Left the cluster gracefully.
+    Left,
+}
+
+impl MemberState {
+    /// Dead or left: not a member any more.
+    pub fn is_gone(self) -> bool {
+        matches!(self, MemberState::Dead | MemberState::Left)
+    }
+}
+
+/// What one node says about one member: who, where, which life (generation) and which
+/// version of that life's liveness (incarnation).
+///
+/// Ordering between records of the same member follows SWIM with generations on top:
+/// a higher generation wins outright (a restarted node supersedes its old self); within a
+/// generation a higher incarnation wins, and at equal incarnation Dead/Left beat Suspect,
+/// which beats Alive.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord<A> {
+    /// Unique member name, stable across restarts.
+    pub name: CompactString,
+    /// Where the member receives datagrams.
+    pub addr: A,
+    /// Life of the member: chosen anew, larger, at each restart.
+    pub generation: u64,
+    /// Liveness version within a generation; only the member itself raises it to refute.
+    pub incarnation: u32,
+    /// Liveness claimed by this record.
+    pub state: MemberState,
+    /// Zone label (rack, datacenter), if any.
+    pub zone: Option<CompactString>,
+}
+
+impl<A> MemberRecord<A> {
+    /// Whether this record supersedes one in state `state` at (`generation`, `incarnation`).
+    pub fn overrides(&self, generation: u64, incarnation: u32, state: MemberState) -> bool {
+        if self.generation != generation {
+            return self.generation > generation;
+        }
+        match self.state {
+            MemberState::Alive => self.incarnation > incarnation,
+            MemberState::Suspect => match state {
+                MemberState::Alive => self.incarnation >= incarnation,
+                _ => self.incarnation > incarnation,
+            },
+            MemberState::Dead | MemberState::Left => match state {
+                MemberState::Alive | MemberState::Suspect => self.incarnation >= incarnation,
+                // Left after dead at the same incarnation is news (it was graceful after all).
+                MemberState::Dead => {
+                    self.incarnation > incarnation
+                        || (self.incarnation == incarnation && self.state == MemberState::Left)
+                }
+                MemberState::Left => self.incarnation > incarnation,
+            },
+        }
+    }
+}
+
+/// One protocol message. Several are packed into one datagram behind an envelope.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Message<A> {
+    /// Failure-detector probe; `target` names the member meant, so a different node now at
+    /// that address does not answer for it.
+    Ping {
+        /// Sequence number echoed by the ack.
+        seq: u32,
+        /// Name of the probed member.
+        target: CompactString,
+    },
+    /// Answer to a [`Message::Ping`] (or relayed for a [`Message::PingReq`]).
+    Ack {
+        /// Sequence number of the ping answered.
+        seq: u32,
+    },
+    /// Lifeguard: an indirect-probe helper telling the requester that the target did not
+    /// answer in time; the requester knows the helper itself is reachable.
+    Nack {
+        /// Sequence number of the ping-req.
+        seq: u32,
+    },
+    /// Ask a helper to probe `target` on the sender's behalf.
+    PingReq {
+        /// Sequence number the helper echoes in its ack or nack.
+        seq: u32,
+        /// Name of the member to probe.
+        target: CompactString,
+        /// Its address.
+        target_addr: A,
+    },
+    /// A node asks a seed to let it in. The seed answers with its full membership view.
+    Join {
+        /// The joining node's own record.
+        record: MemberRecord<A>,
+    },
+    /// A membership rumor.
+    Member {
+        /// The record.
+        record: MemberRecord<A>,
+        /// For suspicions: who suspects, so independent confirmations can be counted.
+        accuser: Option<CompactString>,
+    },
+    /// Periodic push-pull, first step: a hash of the sender's membership view. A receiver
+    /// whose view hashes differently answers with its full view.
+    SyncDigest {
+        /// Order-independent hash of the sender's records.
+        digest: u64,
+        /// Records in the sender's view.
+        count: u32,
+    },
+    /// One page of a full membership view.
+    SyncPage {
+        /// Whether the receiver should answer with its own full view.
+        reply: bool,
+        /// Records of this page.
+        #[serde(deserialize_with = "bounded::vec")]
+        members: Vec<MemberRecord<A>>,
+    },
+    /// A user broadcast.
+    Broadcast {
+        /// Name of the node that broadcast it.
+        origin: CompactString,
+        /// Per-origin broadcast id, for duplicate suppression.
+        id: u64,
+        /// Application payload.
+        #[serde(with = "serde_bytes")]
+        payload: Vec<u8>,
+    },
+}
+
+/// Kinds of [`Message`], for metrics.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+#[allow(missing_docs)]
+pub enum MessageKind {
+    Ping,
+    Ack,
+    Nack,
+    PingReq,
+    Join,
+    Member,
+    SyncDigest,
+    SyncPage,
+    Broadcast,
+}
+
+impl MessageKind {
+    /// Every kind, in index order.
+    pub const ALL: [MessageKind; 9] = [
+        MessageKind::Ping,
+        MessageKind::Ack,
+        MessageKind::Nack,
+        MessageKind::PingReq,
+        MessageKind::Join,
+        MessageKind::Member,
+        MessageKind::SyncDigest,
+        MessageKind::SyncPage,
+        MessageKind::Broadcast,
+    ];
+
+    /// Short lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            MessageKind::Ping => "ping",
+            MessageKind::Ack => "ack",
+            MessageKind::Nack => "nack",
+            MessageKind::PingReq => "ping_req",
+            MessageKind::Join => "join",
+            MessageKind::Member => "member",
+            MessageKind::SyncDigest => "sync_digest",
+            MessageKind::SyncPage => "sync_page",
+            MessageKind::Broadcast => "broadcast",
+        }
+    }
+
+    pub(crate) fn index(self) -> usize {
+        self as usize
+    }
+}
+
+impl<A> Message<A> {
+    /// The kind of this message.
+    pub fn kind(&self) -> MessageKind {
+        match self {
+            Message::Ping { .. } => MessageKind::Ping,
+            Message::Ack { .. } => MessageKind::Ack,
+            Message::Nack { .. } => MessageKind::Nack,
+            Message::PingReq { .. } => MessageKind::PingReq,
+            Message::Join { .. } => MessageKind::Join,
+            Message::Member { .. } => MessageKind::Member,
+            Message::SyncDigest { .. } => MessageKind::SyncDigest,
+            Message::SyncPage { .. } => MessageKind::SyncPage,
+            Message::Broadcast { .. } => MessageKind::Broadcast,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rec(generation: u64, incarnation: u32, state: MemberState) -> MemberRecord<u32> {
+        MemberRecord { name: "a".into(), addr: 1, generation, incarnation, state, zone: None }
+    }
+
+    #[test]
+    fn precedence_follows_swim_with_generations() {
+        use MemberState::*;
+        assert!(rec(1, 2, Alive).overrides(1, 1, Suspect));
+        assert!(!rec(1, 1, Alive).overrides(1, 1, Suspect));
+        assert!(rec(1, 1, Suspect).overrides(1, 1, Alive));
+        assert!(!rec(1, 1, Suspect).overrides(1, 1, Suspect));
+        assert!(rec(1, 1, Dead).overrides(1, 1, Suspect));
+        assert!(!rec(1, 1, Alive).overrides(1, 1, Dead));
+        assert!(rec(1, 2, Alive).overrides(1, 1, Dead), "refutation beats death");
+        assert!(rec(2, 0, Alive).overrides(1, 9, Dead), "new generation beats old");
+        assert!(!rec(1, 9, Alive).overrides(2, 0, Alive), "old generation never wins");
+        assert!(rec(1, 1, Left).overrides(1, 1, Dead));
+        assert!(!rec(1, 1, Dead).overrides(1, 1, Left));
+    }
+}
