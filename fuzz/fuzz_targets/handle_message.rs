@@ -8,7 +8,8 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let now = Instant::now();
-    let Ok(mut node) = Node::new(Config::lan(), Identity { name: "fuzz".into(), addr: 1u32, generation: 1 }, 0, now) else {
+    let Ok(mut node) = Node::new(Config::lan(), Identity { name: "fuzz".into(), addr: 1u32, generation: 1 }, 0, now)
+    else {
         return;
     };
     for (i, chunk) in data.split(|&b| b == 0xAA).enumerate() {

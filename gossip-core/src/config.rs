@@ -149,7 +149,7 @@ impl Config {
             mtu: 1400,
             max_inbound_size: 65_507,
             broadcast_share: 0.25,
-            max_queued_rumors: 4096,
+            max_queued_rumors: 1024,
             timer_jitter: 0.1,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
@@ -236,10 +236,8 @@ impl Config {
                 interval: self.probe_interval,
             });
         }
-        for (field, p) in [
-            ("timer_jitter", self.timer_jitter),
-            ("cross_zone_probability", self.cross_zone_probability),
-        ] {
+        for (field, p) in [("timer_jitter", self.timer_jitter), ("cross_zone_probability", self.cross_zone_probability)]
+        {
             if !(0.0..=1.0).contains(&p) {
                 return Err(ConfigError::BadProbability(field));
             }
@@ -252,20 +250,20 @@ impl Config {
             return Err(ConfigError::MtuTooSmall { mtu: self.mtu, min });
         }
         if self.max_inbound_size < self.mtu {
-            return Err(ConfigError::MtuTooSmall {
-                mtu: self.max_inbound_size,
-                min: self.mtu,
-            });
+            return Err(ConfigError::MtuTooSmall { mtu: self.max_inbound_size, min: self.mtu });
         }
         Ok(())
     }
 
-    /// Smallest MTU that holds an envelope (with the longest allowed node name) and the
-    /// largest fixed-size message (an indirect-probe request carrying a member record).
+    /// Smallest MTU that holds an envelope (with the longest allowed sender name) plus a ping
+    /// and the largest membership record (longest name, zone and accuser, room for a socket
+    /// address): the biggest pair of messages ever placed in one datagram together.
     pub fn min_mtu(&self) -> usize {
-        // version + label + sender name + a membership record naming another long node,
-        // each with a length prefix, plus room for sequence numbers and an address.
-        1 + (2 + self.cluster_label.len()) + 2 * (2 + MAX_NAME_LEN) + 64
+        let name = 2 + MAX_NAME_LEN;
+        let envelope = 1 + (2 + self.cluster_label.len()) + name;
+        let ping = 1 + 5 + name;
+        let record = 1 + name + 32 + 10 + 5 + 1 + (1 + name) + (1 + name);
+        envelope + ping + record
     }
 }
 

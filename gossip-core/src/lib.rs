@@ -34,7 +34,7 @@ pub mod wire;
 pub use config::{Config, ConfigError};
 pub use error::{CommandError, HandleError, NewNodeError};
 pub use event::Event;
-pub use membership::table::Address;
+pub use membership::table::{record_hash, Address};
 pub use metrics::{DropReason, Metrics};
 pub use node::{Identity, Node};
 pub use transmit::Transmit;

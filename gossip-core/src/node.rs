@@ -46,6 +46,9 @@ pub(crate) struct Outgoing<A> {
     pub piggyback: bool,
 }
 
+/// A validated datagram: the sender's name and each message with its encoded length.
+type Decoded<A> = (CompactString, Vec<(Message<A>, usize)>);
+
 /// Where a record came from: decides whether it is news worth re-gossiping.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Source {
@@ -230,7 +233,7 @@ impl<A: Address> Node<A> {
     }
 
     /// Decodes and validates a whole datagram before anything is applied.
-    fn decode(&self, bytes: &[u8]) -> Result<(CompactString, Vec<(Message<A>, usize)>), HandleError> {
+    fn decode(&self, bytes: &[u8]) -> Result<Decoded<A>, HandleError> {
         let (header, mut rest) = codec::decode_header(bytes, &self.config.cluster_label, self.config.max_inbound_size)?;
         if !valid_name(&header.sender) {
             return Err(HandleError::InvalidName);
@@ -288,14 +291,10 @@ impl<A: Address> Node<A> {
 
     /// Earliest pending deadline of any timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [
-            self.timers.next(),
-            self.suspicion_deadlines.first().map(|(t, _)| *t),
-            self.swim.next_relay_deadline(),
-        ]
-        .into_iter()
-        .flatten()
-        .min()
+        [self.timers.next(), self.suspicion_deadlines.first().map(|(t, _)| *t), self.swim.next_relay_deadline()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn fire(&mut self, now: Instant, timer: Timer) {
@@ -372,7 +371,7 @@ impl<A: Address> Node<A> {
                 self.metrics.message_bytes_out[kind] += len as u64;
             }
             if out.piggyback {
-                self.fill_piggyback();
+                self.fill_piggyback(header_len);
             }
             if self.buf.len() == header_len {
                 continue; // nothing to say after all
@@ -451,10 +450,12 @@ impl<A: Address> Node<A> {
         Ok(id)
     }
 
-    /// Largest broadcast payload that fits in one packet with this configuration.
+    /// Largest broadcast payload accepted: it must fit in one packet beside an envelope
+    /// from any relaying node, whatever the length of its name or the origin's.
     pub fn max_broadcast_payload(&self) -> usize {
-        // header + message tag, origin, id and length prefix.
-        let overhead = 1 + 2 + self.config.cluster_label.len() + 2 + self.name.len() + 1 + 2 + self.name.len() + 10 + 3;
+        let name = 2 + MAX_NAME_LEN;
+        // version, label, sender name; message tag, origin name, id, payload length prefix.
+        let overhead = 1 + 2 + self.config.cluster_label.len() + name + 1 + name + 10 + 3;
         self.config.mtu.saturating_sub(overhead)
     }
 
@@ -524,7 +525,8 @@ impl<A: Address> Node<A> {
     /// Order-independent hash of this node's view of live members (itself included); two
     /// nodes with the same view have the same digest.
     pub fn membership_digest(&self) -> u64 {
-        let own = if self.self_state.is_gone() { 0 } else { record_hash(&self.name, self.generation, self.incarnation) };
+        let own =
+            if self.self_state.is_gone() { 0 } else { record_hash(&self.name, self.generation, self.incarnation) };
         self.members.digest() ^ own
     }
 
@@ -542,20 +544,25 @@ impl<A: Address> Node<A> {
 
     /// Appends queued rumors to `self.buf` up to the MTU, keeping `broadcast_share` for user
     /// broadcasts when any are pending.
-    fn fill_piggyback(&mut self) {
+    fn fill_piggyback(&mut self, header_len: usize) {
         let mtu = self.config.mtu;
         let room = mtu.saturating_sub(self.buf.len());
         if room < 4 {
             return;
         }
-        let reserve = if self.dissemination.broadcasts.is_empty() {
-            0
-        } else {
-            (room as f64 * self.config.broadcast_share) as usize
+        // User broadcasts keep their share of the packet, or room for the next pending one if
+        // that is larger, so a big broadcast is never stuck behind a flood of rumors.
+        let reserve = match self.dissemination.broadcasts.iter().next() {
+            None => 0,
+            Some(key) => {
+                let share = (room as f64 * self.config.broadcast_share) as usize;
+                let next = self.dissemination.payloads.get(key).map_or(0, |b| b.payload.len() + key.0.len() + 16);
+                share.max(next).min(room)
+            }
         };
         let mut taken = Vec::new();
         self.pack_member_rumors(mtu - reserve, &mut taken);
-        self.pack_broadcasts(mtu);
+        self.pack_broadcasts(mtu, header_len);
         self.pack_member_rumors(mtu, &mut taken);
         let limit = self.retransmit_limit();
         for key in taken {
@@ -566,7 +573,7 @@ impl<A: Address> Node<A> {
     pub(crate) fn member_rumor_for(&self, key: u32) -> Option<Message<A>> {
         let record = if key == SELF_KEY { self.self_record() } else { self.members.record(key)? };
         let accuser = if record.state == MemberState::Suspect {
-            self.suspicions.get(&key).and_then(|s| s.accusers.first().cloned())
+            self.suspicions.get(&key).map(|s| s.announce.clone())
         } else {
             None
         };
@@ -605,7 +612,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    fn pack_broadcasts(&mut self, cap: usize) {
+    fn pack_broadcasts(&mut self, cap: usize, header_len: usize) {
         let keys: Vec<(CompactString, u64)> = self.dissemination.broadcasts.iter().take(64).cloned().collect();
         let limit = self.retransmit_limit();
         for key in keys {
@@ -618,6 +625,11 @@ impl<A: Address> Node<A> {
             let len = codec::encode_message(&mut self.buf, &msg);
             if self.buf.len() > cap {
                 self.buf.truncate(before);
+                if header_len + len > self.config.mtu {
+                    // Can never fit beside an envelope here (a peer with a larger MTU sent it).
+                    self.dissemination.broadcasts.remove(&key);
+                    self.dissemination.payloads.remove(&key);
+                }
                 continue;
             }
             let kind = msg.kind().index();

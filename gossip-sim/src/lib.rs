@@ -25,6 +25,8 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod scenarios;
+
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 use std::time::{Duration, Instant};
@@ -189,10 +191,7 @@ impl Sim {
     }
 
     fn node_seed(&self, id: NodeId, generation: u64) -> u64 {
-        self.seed
-            .wrapping_mul(0x9E37_79B9_7F4A_7C15)
-            .wrapping_add(u64::from(id) << 20)
-            .wrapping_add(generation)
+        self.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15).wrapping_add(u64::from(id) << 20).wrapping_add(generation)
     }
 
     /// Adds a node (generation 1), alone until it joins or is joined.
@@ -200,14 +199,27 @@ impl Sim {
     /// # Panics
     /// If `config` or `name` is invalid: a simulation set-up error.
     pub fn add_node(&mut self, name: impl Into<String>, config: Config) -> NodeId {
+        self.add_node_life(name, 1, config)
+    }
+
+    /// Adds a node at a new address with a given generation: a member restarted elsewhere.
+    ///
+    /// # Panics
+    /// If `config` or `name` is invalid: a simulation set-up error.
+    pub fn add_node_life(&mut self, name: impl Into<String>, generation: u64, config: Config) -> NodeId {
         let id = self.nodes.len() as NodeId;
         let name = name.into();
-        let node = Node::new(config.clone(), Identity { name: name.clone(), addr: id, generation: 1 }, self.node_seed(id, 1), self.now)
-            .unwrap_or_else(|e| panic!("simulation set-up: {e}"));
+        let node = Node::new(
+            config.clone(),
+            Identity { name: name.clone(), addr: id, generation },
+            self.node_seed(id, generation),
+            self.now,
+        )
+        .unwrap_or_else(|e| panic!("simulation set-up: {e}"));
         self.nodes.push(SimNode {
             name,
             config,
-            generation: 1,
+            generation,
             node: Some(node),
             seeds: Vec::new(),
             group: 0,
@@ -242,6 +254,11 @@ impl Sim {
     /// Ids of running nodes.
     pub fn up_ids(&self) -> Vec<NodeId> {
         (0..self.nodes.len() as NodeId).filter(|&id| self.is_up(id)).collect()
+    }
+
+    /// Ids of nodes that are running, including nodes that left but were not stopped.
+    pub fn running_ids(&self) -> Vec<NodeId> {
+        (0..self.nodes.len() as NodeId).filter(|&id| self.node(id).is_some()).collect()
     }
 
     /// Collects a node's outputs and schedules its next wake-up after it was changed.
@@ -320,6 +337,11 @@ impl Sim {
             n.stalled_until = Some(n.stalled_until.map_or(until, |u| u.max(until)));
         }
         self.schedule(until, Action::Wake { node: id });
+    }
+
+    /// Whether the node is in a stall now.
+    pub fn is_stalled(&self, id: NodeId) -> bool {
+        self.stalled(id)
     }
 
     /// Splits the network: nodes in different groups cannot reach each other. Nodes not
@@ -407,16 +429,16 @@ impl Sim {
         }
     }
 
-    /// Whether every running node sees exactly the other running nodes as live members.
+    /// Whether every running node sees exactly the other running nodes as live members, each
+    /// at its current generation and incarnation. O(N): compares membership digests.
     pub fn converged(&self) -> bool {
         let up = self.up_ids();
-        let names: std::collections::HashSet<&str> = up.iter().map(|&id| self.name(id)).collect();
+        let expected = up
+            .iter()
+            .filter_map(|&id| self.node(id).map(|n| n.self_record()))
+            .fold(0u64, |acc, r| acc ^ gossip_core::record_hash(&r.name, r.generation, r.incarnation));
         up.iter().all(|&id| {
-            let Some(node) = self.node(id) else { return false };
-            if node.live_count() + 1 != up.len() {
-                return false;
-            }
-            node.members().iter().all(|m| names.contains(m.name.as_str()))
+            self.node(id).is_some_and(|n| n.live_count() + 1 == up.len() && n.membership_digest() == expected)
         })
     }
 
@@ -462,9 +484,12 @@ impl Sim {
         let now = self.now;
         let Some(n) = self.nodes.get_mut(id as usize) else { return };
         if n.stalled_until.is_some() {
+            // A starved process catches up: its overdue timers fire before it reads the
+            // datagrams that piled up (so late acks look like missed ones, as in real stalls).
             n.stalled_until = None;
             let held = std::mem::take(&mut n.held);
             if let Some(node) = n.node.as_mut() {
+                node.poll_timer(now);
                 for (from, bytes) in held {
                     let _ = node.handle_message(now, from, &bytes);
                 }

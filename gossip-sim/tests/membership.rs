@@ -79,3 +79,113 @@ fn same_seed_gives_the_same_event_trace() {
     let (c, _) = run(8);
     assert_ne!(a, c, "a different seed should give a different trace");
 }
+
+#[test]
+fn falsely_suspected_member_refutes_and_stays() {
+    let (mut sim, ids) = cluster(4, 20, Config::lan(), NetConfig::default());
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    sim.take_trace();
+    // Cut n7 off just long enough to be suspected, well short of the suspicion timeout.
+    let target = ids[7];
+    let others: Vec<NodeId> = ids.iter().copied().filter(|&i| i != target).collect();
+    sim.partition(&[&[target], &others]);
+    let suspected = sim.run_until_cond(Duration::from_millis(100), Duration::from_secs(60), |s| {
+        others.iter().any(|&o| s.sees(o, "n7", MemberState::Suspect))
+    });
+    assert!(suspected, "n7 was never suspected");
+    sim.heal();
+    sim.run_for(Duration::from_secs(30));
+    let trace = sim.take_trace();
+    assert!(dead_declarations(&trace).is_empty(), "a refuted member was declared dead");
+    assert!(sim.node(target).is_some_and(|n| n.self_record().incarnation > 0), "n7 did not refute");
+    assert!(sim.node(target).is_some_and(|n| n.metrics().refutations > 0));
+    assert!(sim.converged());
+}
+
+#[test]
+fn twenty_percent_loss_for_ten_minutes_declares_no_live_member_dead() {
+    let net = NetConfig { loss: 0.2, ..NetConfig::default() };
+    let (mut sim, _) = cluster(5, 100, Config::lan(), net);
+    sim.prime_converged();
+    let mut downs = 0;
+    for _ in 0..60 {
+        sim.run_for(Duration::from_secs(10));
+        downs += dead_declarations(&sim.take_trace()).len();
+    }
+    assert_eq!(downs, 0, "live members declared dead under 20% loss");
+    // Everyone still sees everyone as a member (some may be under a passing suspicion).
+    for id in sim.up_ids() {
+        assert_eq!(sim.node(id).map(|n| n.live_count()), Some(99));
+    }
+    // Once the loss stops, views settle on the latest incarnations.
+    sim.net_mut().loss = 0.0;
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), Sim::converged));
+}
+
+#[test]
+fn fifty_fifty_partition_declares_the_other_side_dead_and_heals() {
+    let (mut sim, ids) = cluster(6, 40, Config::lan(), NetConfig::default());
+    sim.record_trace(false);
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    let (a, b) = ids.split_at(20);
+    sim.partition(&[a, b]);
+    let split = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), |s| {
+        a.iter().all(|&i| s.node(i).is_some_and(|n| n.live_count() == 19))
+            && b.iter().all(|&i| s.node(i).is_some_and(|n| n.live_count() == 19))
+    });
+    assert!(split, "each side should declare the other dead");
+    for &i in a {
+        for &j in b {
+            assert!(sim.node(i).and_then(|n| n.member(sim.name(j))).is_some_and(|m| m.state == MemberState::Dead));
+        }
+    }
+    sim.heal();
+    let healed = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(180), Sim::converged);
+    assert!(healed, "full membership did not return after healing");
+}
+
+#[test]
+fn restarted_node_rejoins_under_new_generation_and_old_self_never_reappears() {
+    let (mut sim, ids) = cluster(7, 20, Config::lan(), NetConfig::default());
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    let node = ids[9];
+    sim.crash(node);
+    sim.run_for(Duration::from_millis(300));
+    sim.restart(node);
+    sim.take_trace();
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    sim.run_for(Duration::from_secs(60));
+    for id in sim.up_ids() {
+        if id == node {
+            continue;
+        }
+        let m = sim.node(id).and_then(|n| n.member("n9")).expect("n9 known");
+        assert_eq!(m.generation, 2);
+        assert_eq!(m.state, MemberState::Alive);
+    }
+    // No event ever reports generation 1 as alive again after the restart.
+    for e in sim.take_trace() {
+        if let Event::MemberUp(m) | Event::MemberUpdated(m) = &e.event {
+            if m.name == "n9" {
+                assert_eq!(m.generation, 2, "old life reappeared: {e:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn restarted_node_at_a_new_address_supersedes_its_old_self() {
+    let (mut sim, ids) = cluster(8, 10, Config::lan(), NetConfig::default());
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    sim.crash(ids[3]);
+    // Same name, a new process at another address, next generation.
+    let moved = sim.add_node_life("n3", 2, Config::lan());
+    sim.join(moved, &[ids[0]]);
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    for id in sim.up_ids() {
+        if id != moved {
+            let m = sim.node(id).and_then(|n| n.member("n3")).expect("n3 known");
+            assert_eq!((m.addr, m.generation, m.state), (moved, 2, MemberState::Alive));
+        }
+    }
+}

@@ -108,13 +108,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    fn add_member(
-        &mut self,
-        now: Instant,
-        record: MemberRecord<A>,
-        accuser: Option<CompactString>,
-        source: Source,
-    ) {
+    fn add_member(&mut self, now: Instant, record: MemberRecord<A>, accuser: Option<CompactString>, source: Source) {
         if record.state.is_gone() {
             return; // news of the death of a stranger: nothing to do
         }
@@ -183,7 +177,7 @@ impl<A: Address> Node<A> {
         self.suspicions.insert(slot, s);
     }
 
-    fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
+    pub(crate) fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
         let Some(s) = self.suspicions.get_mut(&slot) else { return };
         let before = s.deadline;
         if s.confirm(accuser) {

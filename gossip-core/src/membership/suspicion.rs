@@ -20,6 +20,9 @@ pub(crate) struct Suspicion {
     pub accusers: Vec<CompactString>,
     /// When it is declared dead, unless refuted.
     pub deadline: Instant,
+    /// Accuser named when this node gossips the suspicion: the latest confirmation it
+    /// learned of, so others count independent accusers too.
+    pub announce: CompactString,
 }
 
 /// Timeout after `n` confirmations out of `k` expected.
@@ -41,7 +44,7 @@ pub(crate) fn min_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
 
 impl Suspicion {
     pub fn new(now: Instant, min: Duration, max: Duration, k: u32, accuser: CompactString) -> Self {
-        Suspicion { started: now, min, max, k, accusers: vec![accuser], deadline: now + max }
+        Suspicion { started: now, min, max, k, accusers: vec![accuser.clone()], deadline: now + max, announce: accuser }
     }
 
     /// Counts an accuser; returns true if it is new (an independent confirmation), in which
@@ -51,6 +54,7 @@ impl Suspicion {
             return false;
         }
         self.accusers.push(accuser.into());
+        self.announce = accuser.into();
         let n = self.accusers.len() as u32 - 1;
         self.deadline = self.started + timeout(self.min, self.max, n, self.k);
         true

@@ -196,8 +196,14 @@ impl<A: Address> Node<A> {
             self.health.apply(i64::from(delta));
         }
         let Some(m) = self.members.get(p.slot) else { return };
-        if m.name != p.name || m.state != MemberState::Alive {
-            return; // already suspected, gone, or the slot was reused
+        if m.name != p.name || m.state.is_gone() {
+            return; // gone, or the slot was reused
+        }
+        if m.state == MemberState::Suspect {
+            // Already suspected by others: our failed probe is an independent confirmation.
+            let me = self.name.clone();
+            self.confirm_suspicion(p.slot, &me);
+            return;
         }
         let Some(mut record) = self.members.record(p.slot) else { return };
         record.state = MemberState::Suspect;
@@ -247,7 +253,14 @@ impl<A: Address> Node<A> {
         }
     }
 
-    pub(crate) fn on_ping_req(&mut self, now: Instant, from: &A, origin_seq: u32, target: CompactString, target_addr: A) {
+    pub(crate) fn on_ping_req(
+        &mut self,
+        now: Instant,
+        from: &A,
+        origin_seq: u32,
+        target: CompactString,
+        target_addr: A,
+    ) {
         if self.swim.relays.len() >= MAX_RELAYS || target == self.name {
             return;
         }

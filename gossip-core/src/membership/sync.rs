@@ -78,7 +78,11 @@ impl<A: Address> Node<A> {
         let dest = m.addr.clone();
         let digest = self.membership_digest();
         let count = (self.members.live_count() + 1).min(u32::MAX as usize) as u32;
-        self.outbox.push_back(Outgoing { dest, messages: vec![Message::SyncDigest { digest, count }], piggyback: true });
+        self.outbox.push_back(Outgoing {
+            dest,
+            messages: vec![Message::SyncDigest { digest, count }],
+            piggyback: true,
+        });
     }
 
     pub(crate) fn on_sync_digest(&mut self, from: &A, digest: u64) {

@@ -7,7 +7,6 @@
 //! or suspect) are also kept in two dense lists, own zone and other zones, for uniform random
 //! picks in O(1).
 
-
 use compact_str::CompactString;
 use hashbrown::HashTable;
 use serde::{de::DeserializeOwned, Serialize};
@@ -62,8 +61,9 @@ pub(crate) struct MemberTable<A> {
     digest: u64,
 }
 
-/// Hash of one live record for the membership digest; must agree across nodes and builds.
-pub(crate) fn record_hash(name: &str, generation: u64, incarnation: u32) -> u64 {
+/// Hash of one live record for the membership digest ([`crate::Node::membership_digest`] is
+/// the XOR of these over a view); agrees across nodes and builds.
+pub fn record_hash(name: &str, generation: u64, incarnation: u32) -> u64 {
     let mut buf = [0u8; 12];
     buf[..8].copy_from_slice(&generation.to_le_bytes());
     buf[8..].copy_from_slice(&incarnation.to_le_bytes());
@@ -113,9 +113,7 @@ impl<A: Address> MemberTable<A> {
     /// Looks up a member's slot by name.
     pub fn find(&self, name: &str) -> Option<Slot> {
         let hash = self.hasher.hash_one(name);
-        self.index
-            .find(hash, |&s| self.slots[s as usize].as_ref().is_some_and(|m| m.name == name))
-            .copied()
+        self.index.find(hash, |&s| self.slots[s as usize].as_ref().is_some_and(|m| m.name == name)).copied()
     }
 
     pub fn get(&self, slot: Slot) -> Option<&Member<A>> {

@@ -107,11 +107,7 @@ pub fn encoded_len<A: Serialize>(message: &Message<A>) -> usize {
 }
 
 /// Decodes and checks the version byte and header; returns the header and the rest.
-pub fn decode_header<'a>(
-    bytes: &'a [u8],
-    cluster: &str,
-    max_len: usize,
-) -> Result<(Header, &'a [u8]), DecodeError> {
+pub fn decode_header<'a>(bytes: &'a [u8], cluster: &str, max_len: usize) -> Result<(Header, &'a [u8]), DecodeError> {
     if bytes.len() > max_len {
         return Err(DecodeError::Oversized { len: bytes.len(), max: max_len });
     }
@@ -132,11 +128,7 @@ pub fn decode_message<A: DeserializeOwned>(bytes: &[u8]) -> Result<(Message<A>, 
 }
 
 /// Decodes a whole datagram: header and every message. All-or-nothing.
-pub fn decode<A: DeserializeOwned>(
-    bytes: &[u8],
-    cluster: &str,
-    max_len: usize,
-) -> Result<Envelope<A>, DecodeError> {
+pub fn decode<A: DeserializeOwned>(bytes: &[u8], cluster: &str, max_len: usize) -> Result<Envelope<A>, DecodeError> {
     let (header, mut rest) = decode_header(bytes, cluster, max_len)?;
     let mut messages = Vec::new();
     while !rest.is_empty() {
@@ -205,7 +197,7 @@ mod tests {
         }
         assert_eq!(decode::<u32>(&bytes[..bytes.len() - 1], "c", 1400), Err(DecodeError::Truncated));
         let mut garbage = datagram(&[]);
-        garbage.push(200);
+        garbage.push(100);
         assert!(matches!(decode::<u32>(&garbage, "c", 1400), Err(DecodeError::Malformed(_))));
     }
 

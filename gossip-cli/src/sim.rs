@@ -1,0 +1,147 @@
+//! `gossip sim SCENARIO`: argument parsing and output for the simulator experiments; the
+//! experiments themselves live in `gossip_sim::scenarios`.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+use gossip_core::Config;
+use gossip_sim::scenarios::{self, Common};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+/// Which experiment to run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Scenario {
+    /// N nodes join through one seed: time to converge.
+    Join,
+    /// A member of a converged cluster crashes: time to first suspicion and to removal by all.
+    Failure,
+    /// Split 50/50, hold, heal: time to see the split and to heal, updates lost.
+    Partition,
+    /// Members intermittently CPU-starved, Lifeguard on and off on the same seeds.
+    Stall,
+    /// Joins, leaves, crashes and restarts at a rate, then convergence.
+    Churn,
+}
+
+/// Protocol preset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Preset {
+    /// memberlist's LAN settings.
+    Lan,
+    /// memberlist's WAN settings.
+    Wan,
+    /// memberlist's Local (single host) settings.
+    Local,
+}
+
+/// Arguments of `gossip sim`.
+#[derive(Debug, Args)]
+pub struct SimArgs {
+    /// The experiment.
+    #[arg(value_enum)]
+    scenario: Scenario,
+    /// Cluster size.
+    #[arg(long, default_value_t = 100)]
+    nodes: usize,
+    /// Independent runs (seeds SEED, SEED+1, ...).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+    /// Seed of the first run.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Probability that a datagram is lost.
+    #[arg(long, default_value_t = 0.0)]
+    loss: f64,
+    /// Protocol preset.
+    #[arg(long, value_enum, default_value_t = Preset::Lan)]
+    preset: Preset,
+    /// Print one JSON object (one line) for the run-set instead of a table.
+    #[arg(long)]
+    json: bool,
+    /// join: virtual seconds allowed to converge.
+    #[arg(long, default_value_t = 300)]
+    limit_s: u64,
+    /// partition: seconds the partition is held.
+    #[arg(long, default_value_t = 90)]
+    hold_s: u64,
+    /// stall, churn: seconds of stalls or churn.
+    #[arg(long, default_value_t = 120)]
+    duration_s: u64,
+    /// churn: membership changes per second.
+    #[arg(long, default_value_t = 1.0)]
+    rate: f64,
+}
+
+/// Runs the experiment and prints its result.
+pub fn run(args: SimArgs) -> Result<(), String> {
+    if args.nodes < 2 {
+        return Err("--nodes must be at least 2".into());
+    }
+    if args.runs == 0 {
+        return Err("--runs must be at least 1".into());
+    }
+    if !(0.0..1.0).contains(&args.loss) {
+        return Err("--loss must be in [0, 1)".into());
+    }
+    if !(args.rate.is_finite() && args.rate > 0.0) {
+        return Err("--rate must be positive".into());
+    }
+    let config = match args.preset {
+        Preset::Lan => Config::lan(),
+        Preset::Wan => Config::wan(),
+        Preset::Local => Config::local(),
+    };
+    let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
+    let bar = progress(args.runs, args.json);
+    let tick = |done: usize| bar.set_position(done as u64);
+    let out = match args.scenario {
+        Scenario::Join => render(&scenarios::join(&common, Duration::from_secs(args.limit_s), tick), args.json),
+        Scenario::Failure => render(&scenarios::failure(&common, tick), args.json),
+        Scenario::Partition => {
+            render(&scenarios::partition(&common, Duration::from_secs(args.hold_s), tick), args.json)
+        }
+        Scenario::Stall => render(&scenarios::stall(&common, Duration::from_secs(args.duration_s), tick), args.json),
+        Scenario::Churn => {
+            render(&scenarios::churn(&common, args.rate, Duration::from_secs(args.duration_s), tick), args.json)
+        }
+    };
+    bar.finish_and_clear();
+    println!("{}", out?);
+    Ok(())
+}
+
+/// A progress bar on a terminal; hidden otherwise (and with --json).
+fn progress(runs: usize, json: bool) -> ProgressBar {
+    if json || !std::io::stderr().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(runs as u64);
+    if let Ok(style) = ProgressStyle::with_template("{spinner} run {pos}/{len} [{elapsed_precise}] {wide_bar}") {
+        bar.set_style(style);
+    }
+    bar.enable_steady_tick(Duration::from_millis(200));
+    bar
+}
+
+/// One JSON line, or an aligned `field  value` table for people.
+fn render<T: Serialize>(result: &T, json: bool) -> Result<String, String> {
+    let value = serde_json::to_value(result).map_err(|e| e.to_string())?;
+    if json {
+        return serde_json::to_string(&value).map_err(|e| e.to_string());
+    }
+    let Some(fields) = value.as_object() else { return Ok(value.to_string()) };
+    let width = fields.keys().map(String::len).max().unwrap_or(0);
+    let lines: Vec<String> = fields
+        .iter()
+        .map(|(k, v)| {
+            let v = match v.as_f64() {
+                Some(f) if !v.is_u64() && !v.is_i64() => format!("{f:.3}"),
+                _ => v.to_string(),
+            };
+            format!("{k:<width$}  {v}")
+        })
+        .collect();
+    Ok(lines.join("\n"))
+}
