@@ -94,6 +94,8 @@ pub struct NetStats {
     pub lost: u64,
     /// Datagrams dropped by a partition or because the receiver was down.
     pub blocked: u64,
+    /// Datagrams sent between nodes configured with different zones.
+    pub cross_zone: u64,
 }
 
 #[derive(Debug)]
@@ -309,7 +311,6 @@ impl Sim {
     /// and joins it through its seeds again.
     pub fn restart(&mut self, id: NodeId) {
         let now = self.now;
-        let seed;
         let Some(n) = self.nodes.get_mut(id as usize) else { return };
         n.generation += 1;
         n.held.clear();
@@ -317,7 +318,7 @@ impl Sim {
         n.wake_at = None;
         let generation = n.generation;
         let (name, config, seeds) = (n.name.clone(), n.config.clone(), n.seeds.clone());
-        seed = self.node_seed(id, generation);
+        let seed = self.node_seed(id, generation);
         let mut node = match Node::new(config, Identity { name, addr: id, generation }, seed, now) {
             Ok(node) => node,
             Err(_) => return,
@@ -537,6 +538,9 @@ impl Sim {
             self.stats.blocked += 1;
             return;
         };
+        if a.config.zone != b.config.zone {
+            self.stats.cross_zone += 1;
+        }
         if a.group != b.group {
             self.stats.blocked += 1;
             return;

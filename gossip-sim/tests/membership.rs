@@ -189,3 +189,35 @@ fn restarted_node_at_a_new_address_supersedes_its_old_self() {
         }
     }
 }
+
+#[test]
+fn zones_keep_most_traffic_local_without_partitioning_knowledge() {
+    let run = |cross: f64| {
+        let mut sim = Sim::new(9, NetConfig::default());
+        let ids: Vec<NodeId> = (0..40)
+            .map(|i| {
+                let zone = if i % 2 == 0 { "eu" } else { "us" };
+                let config = Config { zone: Some(zone.into()), cross_zone_probability: cross, ..Config::lan() };
+                sim.add_node(format!("n{i}"), config)
+            })
+            .collect();
+        for &id in &ids[1..] {
+            sim.join(id, &[ids[0]]);
+        }
+        assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+        let before = sim.stats().clone();
+        sim.run_for(Duration::from_secs(60));
+        let s = sim.stats().clone();
+        // A crash in the other zone is still detected by everyone.
+        sim.crash(ids[1]);
+        let detected = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(120), |s| {
+            s.count_seeing_gone("n1") == s.up_ids().len()
+        });
+        assert!(detected);
+        (s.cross_zone - before.cross_zone) as f64 / (s.sent - before.sent) as f64
+    };
+    let preferring = run(0.1);
+    let ignoring = run(1.0);
+    assert!(ignoring > 0.4, "without zone preference about half the traffic crosses: {ignoring}");
+    assert!(preferring < 0.25, "with zone preference most traffic stays local: {preferring}");
+}

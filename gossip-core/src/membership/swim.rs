@@ -52,10 +52,13 @@ impl ProbeOrder {
         None
     }
 
-    /// Inserts a new member at a random position among those not yet probed this cycle.
+    /// Inserts a new member at a random position among those not yet probed this cycle, in
+    /// O(1): it takes the place of a random unprobed member, which moves to the end.
     fn insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot) {
         let at = rng.random_range(self.pos..=self.order.len());
-        self.order.insert(at, slot);
+        self.order.push(slot);
+        let last = self.order.len() - 1;
+        self.order.swap(at, last);
     }
 }
 
