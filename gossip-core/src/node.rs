@@ -567,6 +567,13 @@ impl<A: Address> Node<A> {
         let limit = self.retransmit_limit();
         for key in taken {
             self.dissemination.members.sent(&key, limit);
+            // An accuser keeps its own accusation in circulation until it is resolved: if its
+            // transmissions were spent while it was cut off, the suspect would never hear of
+            // it, never refute, and be declared dead on a stale suspicion.
+            let own = self.suspicions.get(&key).is_some_and(|s| s.accusers.first() == Some(&self.name));
+            if own && !self.dissemination.members.contains(&key) {
+                self.dissemination.members.push(key, crate::dissemination::Priority::Failure);
+            }
         }
     }
 

@@ -273,6 +273,11 @@ pub struct StallResult {
     pub false_dead_lifeguard: usize,
     /// The same without Lifeguard.
     pub false_dead_plain: usize,
+    /// Declarations of members that were never starved (healthy) as dead, with Lifeguard:
+    /// the false positives the Lifeguard paper counts.
+    pub false_dead_healthy_lifeguard: usize,
+    /// The same without Lifeguard.
+    pub false_dead_healthy_plain: usize,
     /// Suspicions of live members raised, with Lifeguard.
     pub false_suspect_lifeguard: usize,
     /// The same without Lifeguard.
@@ -288,6 +293,7 @@ pub struct StallResult {
 
 struct StallRun {
     false_dead: usize,
+    false_dead_healthy: usize,
     false_suspect: usize,
     detect_all_s: Option<f64>,
     stalls: usize,
@@ -308,6 +314,7 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
     let mut stalls = 0;
     let mut trace = Vec::new();
     let mut episodes: std::collections::BTreeMap<NodeId, (Duration, Duration)> = Default::default();
+    let mut starved: HashSet<String> = HashSet::new();
     let starts_per_tick = 0.05 * common.nodes as f64 / 3000.0;
     while elapsed < duration {
         let mut k = starts_per_tick.floor() as usize;
@@ -321,6 +328,7 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
         }
         episodes.retain(|_, (end, _)| *end > elapsed);
         for (&id, (_, next)) in episodes.iter_mut() {
+            starved.insert(sim.name(id).to_owned());
             if elapsed >= *next && !sim.is_stalled(id) {
                 let len = Duration::from_millis(rng.random_range(1000..10_000));
                 sim.stall(id, len);
@@ -337,6 +345,8 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
     trace.extend(sim.take_trace());
     let no_crash: HashSet<(String, u64)> = HashSet::new();
     let false_dead = false_downs(&trace, &no_crash);
+    let false_dead_healthy =
+        trace.iter().filter(|e| matches!(&e.event, Event::MemberDown(m) if !starved.contains(m.name.as_str()))).count();
     let false_suspect = trace.iter().filter(|e| matches!(&e.event, Event::MemberSuspect(_))).count();
     let victim = ids[rng.random_range(0..ids.len())];
     let name = sim.name(victim).to_owned();
@@ -345,18 +355,27 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
     let ok = sim.run_until_cond(Duration::from_millis(100), Duration::from_secs(300), |s| {
         s.count_seeing_gone(&name) == s.up_ids().len()
     });
-    StallRun { false_dead, false_suspect, detect_all_s: ok.then(|| (sim.elapsed() - crash_at).as_secs_f64()), stalls }
+    StallRun {
+        false_dead,
+        false_dead_healthy,
+        false_suspect,
+        detect_all_s: ok.then(|| (sim.elapsed() - crash_at).as_secs_f64()),
+        stalls,
+    }
 }
 
 /// Members intermittently CPU-starved, Lifeguard on and off on the same seeds.
 pub fn stall(common: &Common, duration: Duration, mut progress: impl FnMut(usize)) -> StallResult {
     let wall = Instant::now();
     let (mut fl, mut fp, mut sl, mut sp, mut dl, mut dp, mut stalls) = (0, 0, 0, 0, vec![], vec![], 0);
+    let (mut hl, mut hp) = (0, 0);
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let a = stall_run(common, seed, true, duration);
         let b = stall_run(common, seed, false, duration);
         fl += a.false_dead;
+        hl += a.false_dead_healthy;
+        hp += b.false_dead_healthy;
         fp += b.false_dead;
         sl += a.false_suspect;
         sp += b.false_suspect;
@@ -373,6 +392,8 @@ pub fn stall(common: &Common, duration: Duration, mut progress: impl FnMut(usize
         stalls_per_run: stalls as f64 / common.runs.max(1) as f64,
         false_dead_lifeguard: fl,
         false_dead_plain: fp,
+        false_dead_healthy_lifeguard: hl,
+        false_dead_healthy_plain: hp,
         false_suspect_lifeguard: sl,
         false_suspect_plain: sp,
         detect_all_s_lifeguard: mean_sd(&dl).0,

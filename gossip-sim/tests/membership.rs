@@ -96,7 +96,11 @@ fn falsely_suspected_member_refutes_and_stays() {
     sim.heal();
     sim.run_for(Duration::from_secs(30));
     let trace = sim.take_trace();
-    assert!(dead_declarations(&trace).is_empty(), "a refuted member was declared dead");
+    assert!(
+        dead_declarations(&trace).is_empty(),
+        "a refuted member was declared dead: {:?}",
+        dead_declarations(&trace)
+    );
     assert!(sim.node(target).is_some_and(|n| n.self_record().incarnation > 0), "n7 did not refute");
     assert!(sim.node(target).is_some_and(|n| n.metrics().refutations > 0));
     assert!(sim.converged());
