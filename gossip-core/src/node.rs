@@ -125,6 +125,8 @@ pub struct Node<A: Address> {
     pub(crate) health: Health,
     pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
     pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
+    /// When to send each suspect a check ping.
+    pub(crate) suspicion_checks: BTreeSet<(Instant, Slot)>,
     pub(crate) dissemination: Dissemination,
     pub(crate) outbox: VecDeque<Outgoing<A>>,
     pub(crate) events: VecDeque<Event<A>>,
@@ -141,6 +143,8 @@ pub struct Node<A: Address> {
     /// them, with the time each record may be dropped.
     pub(crate) forgotten: HashMap<CompactString, (u64, u32), ahash::RandomState>,
     pub(crate) forgotten_order: VecDeque<(Instant, CompactString)>,
+    /// Peers' change watermarks from the last exchange that left views equal.
+    pub(crate) sync_marks: HashMap<A, u32, ahash::RandomState>,
     buf: Vec<u8>,
 }
 
@@ -164,6 +168,7 @@ impl<A: Address> Node<A> {
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
+            suspicion_checks: BTreeSet::new(),
             dissemination: Dissemination::new(config.max_queued_rumors),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
@@ -176,6 +181,7 @@ impl<A: Address> Node<A> {
             gone: VecDeque::new(),
             forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),
             forgotten_order: VecDeque::new(),
+            sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
             buf: Vec::with_capacity(config.mtu),
             rng,
             config,
@@ -268,9 +274,11 @@ impl<A: Address> Node<A> {
             Message::Nack { seq } => self.on_nack(seq),
             Message::PingReq { seq, target, target_addr } => self.on_ping_req(now, from, seq, target, target_addr),
             Message::Join { record } => self.on_join(now, from, record),
-            Message::Member { record, accuser } => self.apply_record(now, record, accuser.as_ref(), Source::Gossip),
-            Message::SyncDigest { digest, .. } => self.on_sync_digest(from, digest),
-            Message::SyncPage { reply, members } => self.on_sync_page(now, from, sender, reply, members),
+            Message::Member { record, accuser } => {
+                self.apply_record(now, record, accuser.as_ref(), Source::Gossip, Some(from))
+            }
+            Message::SyncDigest { digest, since, .. } => self.on_sync_digest(from, digest, since),
+            Message::SyncPage { end, members } => self.on_sync_page(now, from, sender, end, members),
             Message::Broadcast { origin, id, payload } => self.on_broadcast(now, origin, id, payload),
         }
     }
@@ -283,6 +291,7 @@ impl<A: Address> Node<A> {
                 self.fire(now, timer);
             }
         }
+        self.fire_suspicion_checks(now);
         self.fire_suspicions(now);
         self.fire_relays(now);
         self.metrics.health_score = self.health.score();
@@ -314,7 +323,7 @@ impl<A: Address> Node<A> {
                 self.timers.set(Timer::Gossip, now + next);
             }
             Timer::PushPull => {
-                self.push_pull_tick();
+                self.push_pull_tick(self.early_syncs < 4);
                 if let Some(p) = self.config.push_pull_interval {
                     // Soon after joining, compare views at doubling intervals (2, 4, 8, 16
                     // probe periods) before settling on the configured period.

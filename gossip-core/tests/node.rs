@@ -6,7 +6,7 @@
 use std::time::{Duration, Instant};
 
 use gossip_core::error::{ConfigError, DecodeError};
-use gossip_core::wire::{codec, MemberRecord, MemberState, Message, MessageKind};
+use gossip_core::wire::{codec, MemberRecord, MemberState, Message, MessageKind, ViewEnd};
 use gossip_core::{CommandError, Config, DropReason, Event, HandleError, Identity, NewNodeError, Node, Transmit};
 
 // ----- helpers -----------------------------------------------------------------------------
@@ -252,7 +252,7 @@ fn invalid_member_names_are_dropped() {
             datagram(
                 "gossip",
                 "b",
-                &[Message::SyncPage { reply: false, members: vec![record("c", 3, GEN, 0), record(bad, 4, GEN, 0)] }],
+                &[Message::SyncPage { end: None, members: vec![record("c", 3, GEN, 0), record(bad, 4, GEN, 0)] }],
             ),
             datagram("gossip", "b", &[Message::Join { record: record(bad, 3, GEN, 0) }]),
             datagram("gossip", "b", &[Message::Broadcast { origin: bad.into(), id: 1, payload: vec![1] }]),
@@ -332,8 +332,11 @@ fn arbitrary_bytes_never_panic() {
                 record: MemberRecord { state: MemberState::Suspect, zone: Some("eu".into()), ..record("e", 5, GEN, 2) },
                 accuser: Some("b".into()),
             },
-            Message::SyncDigest { digest: 99, count: 3 },
-            Message::SyncPage { reply: true, members: vec![record("f", 6, GEN, 1)] },
+            Message::SyncDigest { digest: 99, count: 3, since: 0 },
+            Message::SyncPage {
+                end: Some(ViewEnd { digest: 0, mark: 0, reply: true }),
+                members: vec![record("f", 6, GEN, 1)],
+            },
             Message::Broadcast { origin: "b".into(), id: 9, payload: vec![1, 2, 3] },
         ],
     );
@@ -851,7 +854,7 @@ fn higher_generation_replaces_and_stale_generation_is_ignored() {
     send(&mut a, record("m", 10, 1, 9));
     send(&mut a, MemberRecord { state: MemberState::Suspect, ..record("m", 10, 1, 9) });
     send(&mut a, MemberRecord { state: MemberState::Dead, ..record("m", 10, 1, 9) });
-    let sync = datagram(&label, "b", &[Message::SyncPage { reply: false, members: vec![record("m", 10, 1, 20)] }]);
+    let sync = datagram(&label, "b", &[Message::SyncPage { end: None, members: vec![record("m", 10, 1, 20)] }]);
     assert_eq!(a.handle_message(now, 2, &sync), Ok(()));
     assert!(drain_events(&mut a).is_empty());
     assert_eq!(a.member("m"), Some(record("m", 11, 2, 0)));

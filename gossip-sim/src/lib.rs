@@ -376,7 +376,7 @@ impl Sim {
         for chunk in records.chunks(1000) {
             let mut buf = Vec::new();
             codec::encode_header(&mut buf, &label, "sim-primer");
-            codec::encode_message(&mut buf, &Message::SyncPage { reply: false, members: chunk.to_vec() });
+            codec::encode_message(&mut buf, &Message::SyncPage { end: None, members: chunk.to_vec() });
             datagrams.push(buf);
         }
         let now = self.now;

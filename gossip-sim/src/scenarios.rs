@@ -124,6 +124,19 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
             times.push(sim.elapsed().as_secs_f64());
         }
         packets.push(sim.stats().sent as f64 / common.nodes as f64);
+        if std::env::var_os("GOSSIP_SIM_DEBUG").is_some() {
+            let (mut by_kind, mut bytes) = ([0u64; 9], [0u64; 9]);
+            for id in sim.up_ids() {
+                if let Some(n) = sim.node(id) {
+                    let m = n.metrics();
+                    for k in 0..9 {
+                        by_kind[k] += m.messages_in[k];
+                        bytes[k] += m.message_bytes_in[k];
+                    }
+                }
+            }
+            eprintln!("messages in by kind: {by_kind:?}\nbytes in by kind: {bytes:?}");
+        }
         progress(run + 1);
     }
     JoinResult {

@@ -35,9 +35,10 @@ impl<A: Address> Node<A> {
         mut record: MemberRecord<A>,
         accuser: Option<&CompactString>,
         source: Source,
+        from: Option<&A>,
     ) {
         if record.name == self.name {
-            self.apply_record_about_self(&record);
+            self.apply_record_about_self(&record, from);
             return;
         }
         // A full-state exchange saying "dead" is second-hand and possibly old news from the
@@ -137,11 +138,24 @@ impl<A: Address> Node<A> {
     }
 
     /// Someone talks about this node: refute suspicion or death, ignore stale lives.
-    fn apply_record_about_self(&mut self, record: &MemberRecord<A>) {
+    fn apply_record_about_self(&mut self, record: &MemberRecord<A>, from: Option<&A>) {
         if record.generation != self.generation || self.self_state == MemberState::Left {
             return; // an older life of ours (superseded by our own announcements), or we left
         }
         let accusation = matches!(record.state, MemberState::Suspect | MemberState::Dead);
+        if accusation && record.incarnation < self.incarnation {
+            // Already refuted, but this sender missed it: tell it directly, or it may declare
+            // us dead on a stale suspicion when its timer runs out.
+            if let Some(to) = from {
+                let mine = self.self_record();
+                self.outbox.push_back(crate::node::Outgoing {
+                    dest: to.clone(),
+                    messages: vec![crate::wire::Message::Member { record: mine, accuser: None }],
+                    piggyback: false,
+                });
+            }
+            return;
+        }
         if (accusation && record.incarnation >= self.incarnation)
             || (!accusation && record.incarnation > self.incarnation)
         {
@@ -174,6 +188,7 @@ impl<A: Address> Node<A> {
         };
         let s = Suspicion::new(now, min, max, k, accuser);
         self.suspicion_deadlines.insert((s.deadline, slot));
+        self.suspicion_checks.insert((now + min / 2, slot));
         self.suspicions.insert(slot, s);
     }
 
@@ -192,6 +207,28 @@ impl<A: Address> Node<A> {
     pub(crate) fn clear_suspicion(&mut self, slot: Slot) {
         if let Some(s) = self.suspicions.remove(&slot) {
             self.suspicion_deadlines.remove(&(s.deadline, slot));
+        }
+    }
+
+    /// Halfway through the minimum timeout, ping each suspect once, carrying the suspicion: a live
+    /// suspect answers with its current record even if we missed its refutation (under loss a
+    /// node can miss every copy of a refutation rumor), so one lost rumor cannot kill it.
+    pub(crate) fn fire_suspicion_checks(&mut self, now: Instant) {
+        while let Some(&(at, slot)) = self.suspicion_checks.first() {
+            if at > now {
+                break;
+            }
+            self.suspicion_checks.pop_first();
+            let still_suspect = self.suspicions.contains_key(&slot);
+            let Some(m) = self.members.get(slot).filter(|m| still_suspect && m.state == MemberState::Suspect) else {
+                continue;
+            };
+            let (dest, target) = (m.addr.clone(), m.name.clone());
+            let mut messages = vec![crate::wire::Message::Ping { seq: self.swim.untracked_seq(), target }];
+            if let Some(rumor) = self.member_rumor_for(slot) {
+                messages.push(rumor);
+            }
+            self.outbox.push_back(crate::node::Outgoing { dest, messages, piggyback: true });
         }
     }
 

@@ -45,6 +45,7 @@ impl ProbeOrder {
                 }
             }
             self.order.clear();
+            self.order.reserve_exact(live.len());
             self.order.extend_from_slice(live);
             self.order.shuffle(rng);
             self.pos = 0;
@@ -56,7 +57,7 @@ impl ProbeOrder {
     /// O(1): it takes the place of a random unprobed member, which moves to the end.
     fn insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot) {
         let at = rng.random_range(self.pos..=self.order.len());
-        self.order.push(slot);
+        crate::membership::table::push_compact(&mut self.order, slot);
         let last = self.order.len() - 1;
         self.order.swap(at, last);
     }
@@ -117,6 +118,11 @@ impl<A> Swim<A> {
 
     pub fn next_relay_deadline(&self) -> Option<Instant> {
         self.relay_deadlines.first().map(|(t, _)| *t)
+    }
+
+    /// A sequence number for a ping whose ack nobody waits for.
+    pub fn untracked_seq(&mut self) -> u32 {
+        self.next_seq()
     }
 
     fn next_seq(&mut self) -> u32 {

@@ -16,7 +16,10 @@ use crate::event::Event;
 use crate::membership::table::Address;
 use crate::node::{Node, Outgoing, Source};
 use crate::timer::Timer;
-use crate::wire::{codec, MemberRecord, MemberState, Message};
+use crate::wire::{codec, MemberRecord, MemberState, Message, ViewEnd};
+
+/// Most peers whose watermark is remembered.
+const MAX_SYNC_MARKS: usize = 64;
 
 impl<A: Address> Node<A> {
     /// Sends a join request to every seed and schedules the next attempt.
@@ -68,26 +71,34 @@ impl<A: Address> Node<A> {
 
     /// A node asks to join through us: take its record and answer with our full view.
     pub(crate) fn on_join(&mut self, now: Instant, from: &A, record: MemberRecord<A>) {
-        self.apply_record(now, record, None, Source::Gossip);
-        self.send_full_view(from.clone(), false);
+        self.apply_record(now, record, None, Source::Gossip, None);
+        self.send_view(from.clone(), false, 0);
     }
 
-    pub(crate) fn push_pull_tick(&mut self) {
-        let Some(&slot) = self.pick_members(1, None).first() else { return };
-        let Some(m) = self.members.get(slot) else { return };
-        let dest = m.addr.clone();
+    /// Sends a digest of our view to a random member, or, in the first rounds after joining,
+    /// to a seed: during a join storm the seed has heard every join directly, so its view is
+    /// the most complete one to compare with.
+    pub(crate) fn push_pull_tick(&mut self, early: bool) {
+        let dest = if early && !self.seeds.is_empty() {
+            self.seeds[self.rng.random_range(0..self.seeds.len())].clone()
+        } else {
+            let Some(&slot) = self.pick_members(1, None).first() else { return };
+            let Some(m) = self.members.get(slot) else { return };
+            m.addr.clone()
+        };
         let digest = self.membership_digest();
         let count = (self.members.live_count() + 1).min(u32::MAX as usize) as u32;
+        let since = self.sync_marks.get(&dest).copied().unwrap_or(0);
         self.outbox.push_back(Outgoing {
             dest,
-            messages: vec![Message::SyncDigest { digest, count }],
+            messages: vec![Message::SyncDigest { digest, count, since }],
             piggyback: true,
         });
     }
 
-    pub(crate) fn on_sync_digest(&mut self, from: &A, digest: u64) {
+    pub(crate) fn on_sync_digest(&mut self, from: &A, digest: u64, since: u32) {
         if digest != self.membership_digest() {
-            self.send_full_view(from.clone(), true);
+            self.send_view(from.clone(), true, since);
         }
     }
 
@@ -96,15 +107,23 @@ impl<A: Address> Node<A> {
         now: Instant,
         from: &A,
         _sender: &CompactString,
-        reply: bool,
+        end: Option<ViewEnd>,
         members: Vec<MemberRecord<A>>,
     ) {
         for record in members {
-            self.apply_record(now, record, None, Source::Sync);
+            self.apply_record(now, record, None, Source::Sync, Some(from));
         }
         self.finish_join(now);
-        if reply {
-            self.send_full_view(from.clone(), false);
+        let Some(end) = end else { return };
+        // We now hold everything the sender had up to its watermark: next time, what changed
+        // after it is enough. (If a page was lost, exchanges with other members, which start
+        // from zero, repair the gap.)
+        if self.sync_marks.len() >= MAX_SYNC_MARKS {
+            self.sync_marks.clear();
+        }
+        self.sync_marks.insert(from.clone(), end.mark);
+        if end.reply && end.digest != self.membership_digest() {
+            self.send_view(from.clone(), false, 0);
         }
     }
 
@@ -119,44 +138,43 @@ impl<A: Address> Node<A> {
             let Some(m) = self.members.get(slot) else { continue };
             if m.state == MemberState::Dead && m.generation == generation {
                 let dest = m.addr.clone();
-                self.send_full_view(dest, true);
+                self.send_view(dest, true, 0);
                 return;
             }
         }
     }
 
-    /// Queues this node's full view (itself included) to `dest`, paged to the MTU.
-    pub(crate) fn send_full_view(&mut self, dest: A, reply: bool) {
+    /// Queues this node's view to `dest`, paged to the MTU: itself plus every member changed
+    /// after watermark `since` (0: all). The last page carries our digest and watermark and,
+    /// with `reply`, asks for the receiver's view back if the two still differ.
+    pub(crate) fn send_view(&mut self, dest: A, reply: bool, since: u32) {
         let mut header = Vec::new();
         codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
-        // Message tag, bool and length prefix take at most 7 bytes.
-        let room = self.config.mtu.saturating_sub(header.len() + 7);
-        let mut page: Vec<MemberRecord<A>> = Vec::new();
-        let mut used = 0;
-        let mut first = true;
+        // Message tag, the view end and the length prefix take at most 32 bytes.
+        let room = self.config.mtu.saturating_sub(header.len() + 32);
+        let end = ViewEnd { digest: self.membership_digest(), mark: self.members.changes(), reply };
         let records = std::iter::once(self.self_record())
-            .chain(self.members.iter().filter_map(|(s, _)| self.members.record(s)))
+            .chain(self.members.changed_since(since).filter_map(|s| self.members.record(s)))
             .collect::<Vec<_>>();
+        let mut pages: Vec<Vec<MemberRecord<A>>> = vec![Vec::new()];
+        let mut used = 0;
         for record in records {
             let len = postcard::experimental::serialized_size(&record).unwrap_or(room);
-            if used + len > room && !page.is_empty() {
-                let members = std::mem::take(&mut page);
-                self.outbox.push_back(Outgoing {
-                    dest: dest.clone(),
-                    messages: vec![Message::SyncPage { reply: reply && first, members }],
-                    piggyback: false,
-                });
-                first = false;
+            if used + len > room && pages.last().is_some_and(|p| !p.is_empty()) {
+                pages.push(Vec::new());
                 used = 0;
             }
             used += len;
-            page.push(record);
+            if let Some(page) = pages.last_mut() {
+                page.push(record);
+            }
         }
-        if !page.is_empty() {
+        let last = pages.len() - 1;
+        for (i, members) in pages.into_iter().enumerate() {
             self.outbox.push_back(Outgoing {
-                dest,
-                messages: vec![Message::SyncPage { reply: reply && first, members: page }],
-                piggyback: true,
+                dest: dest.clone(),
+                messages: vec![Message::SyncPage { end: (i == last).then_some(end), members }],
+                piggyback: i == last,
             });
         }
     }

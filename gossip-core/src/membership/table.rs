@@ -59,6 +59,19 @@ pub(crate) struct MemberTable<A> {
     live_remote: Vec<Slot>,
     /// XOR of [`record_hash`] over live members.
     digest: u64,
+    /// Per slot: value of `changes` when the member last changed, for delta exchanges.
+    stamps: Vec<u32>,
+    /// Count of changes to the table (inserts and updates).
+    changes: u32,
+}
+
+/// Pushes onto a vector growing it by a quarter instead of doubling: member tables are the
+/// bulk of a node's memory, and the simulator holds thousands of them.
+pub(crate) fn push_compact<T>(v: &mut Vec<T>, item: T) {
+    if v.len() == v.capacity() {
+        v.reserve_exact((v.capacity() / 4).max(8));
+    }
+    v.push(item);
 }
 
 /// Hash of one live record for the membership digest ([`crate::Node::membership_digest`] is
@@ -84,6 +97,8 @@ impl<A: Address> MemberTable<A> {
             live_local: Vec::new(),
             live_remote: Vec::new(),
             digest: 0,
+            stamps: Vec::new(),
+            changes: 0,
         };
         table.own_zone = table.intern_zone(own_zone);
         table
@@ -176,10 +191,12 @@ impl<A: Address> MemberTable<A> {
                 s
             }
             None => {
-                self.slots.push(Some(member));
+                push_compact(&mut self.slots, Some(member));
+                push_compact(&mut self.stamps, 0);
                 (self.slots.len() - 1) as Slot
             }
         };
+        self.stamp(slot);
         let hash = self.hasher.hash_one(record.name.as_str());
         let (slots, hasher) = (&self.slots, &self.hasher);
         self.index.insert_unique(hash, slot, |&s| {
@@ -203,7 +220,29 @@ impl<A: Address> MemberTable<A> {
             m.state = record.state;
             m.zone = zone;
         }
+        self.stamp(slot);
         self.relink(slot);
+    }
+
+    fn stamp(&mut self, slot: Slot) {
+        self.changes = self.changes.wrapping_add(1);
+        if let Some(s) = self.stamps.get_mut(slot as usize) {
+            *s = self.changes;
+        }
+    }
+
+    /// Count of changes so far: a watermark for [`MemberTable::changed_since`].
+    pub fn changes(&self) -> u32 {
+        self.changes
+    }
+
+    /// Members changed after watermark `since` (all of them for 0 or a watermark from the
+    /// future, e.g. one handed out before this node restarted).
+    pub fn changed_since(&self, since: u32) -> impl Iterator<Item = Slot> + '_ {
+        let all = since == 0 || since > self.changes;
+        self.iter().filter_map(move |(slot, _)| {
+            (all || self.stamps.get(slot as usize).is_some_and(|&s| s > since)).then_some(slot)
+        })
     }
 
     /// Forgets a member entirely; its slot may be reused.
@@ -231,7 +270,7 @@ impl<A: Address> MemberTable<A> {
         self.digest ^= record_hash(&m.name, m.generation, m.incarnation);
         let list = if m.zone == own_zone { &mut self.live_local } else { &mut self.live_remote };
         m.live_pos = list.len() as u32;
-        list.push(slot);
+        push_compact(list, slot);
     }
 
     /// Removes a live member from its live list and the digest.

@@ -168,7 +168,7 @@ mod tests {
                 accuser: Some("node-a".into()),
             },
             Message::Broadcast { origin: "a".into(), id: 1, payload: vec![1, 2, 3] },
-            Message::SyncPage { reply: true, members: vec![] },
+            Message::SyncPage { end: Some(crate::wire::ViewEnd { digest: 7, mark: 3, reply: true }), members: vec![] },
         ]
     }
 

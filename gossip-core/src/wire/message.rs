@@ -73,6 +73,18 @@ impl<A> MemberRecord<A> {
     }
 }
 
+/// Closes a membership view sent as [`Message::SyncPage`]s.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ViewEnd {
+    /// The sender's view digest.
+    pub digest: u64,
+    /// The sender's change watermark when it sent the view.
+    pub mark: u32,
+    /// Whether the sender wants the receiver's view back if, once merged, the two views still
+    /// differ.
+    pub reply: bool,
+}
+
 /// One protocol message. Several are packed into one datagram behind an envelope.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Message<A> {
@@ -117,17 +129,21 @@ pub enum Message<A> {
         accuser: Option<CompactString>,
     },
     /// Periodic push-pull, first step: a hash of the sender's membership view. A receiver
-    /// whose view hashes differently answers with its full view.
+    /// whose view hashes differently answers with its view: all of it, or only what changed
+    /// after `since` when the sender already holds everything up to that watermark.
     SyncDigest {
-        /// Order-independent hash of the sender's records.
+        /// Order-independent hash of the sender's live records.
         digest: u64,
-        /// Records in the sender's view.
+        /// Live records in the sender's view.
         count: u32,
+        /// The receiver's change watermark from the last exchange that left both views equal
+        /// (0: send everything).
+        since: u32,
     },
-    /// One page of a full membership view.
+    /// One page of a membership view (full, or the changes since a watermark).
     SyncPage {
-        /// Whether the receiver should answer with its own full view.
-        reply: bool,
+        /// Set on the last page.
+        end: Option<ViewEnd>,
         /// Records of this page.
         #[serde(deserialize_with = "bounded::vec")]
         members: Vec<MemberRecord<A>>,
