@@ -108,13 +108,17 @@ struct SimNode {
     group: u32,
     stalled_until: Option<Instant>,
     held: Vec<(NodeId, Vec<u8>)>,
+    /// While slow: until when, and how late each input is processed.
+    slow: Option<(Instant, Duration)>,
+    /// When the last delayed input of a slow node is processed (keeps them in order).
+    slow_last: Instant,
     /// Deadline a wake-up is scheduled for (later duplicates are ignored).
     wake_at: Option<Instant>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
-    Deliver { to: NodeId, from: NodeId, bytes: Vec<u8> },
+    Deliver { to: NodeId, from: NodeId, bytes: Vec<u8>, queued: bool },
     Wake { node: NodeId },
 }
 
@@ -227,6 +231,8 @@ impl Sim {
             group: 0,
             stalled_until: None,
             held: Vec::new(),
+            slow: None,
+            slow_last: self.now,
             wake_at: None,
         });
         self.after_input(id);
@@ -302,6 +308,8 @@ impl Sim {
         if let Some(n) = self.nodes.get_mut(id as usize) {
             n.node = None;
             n.held.clear();
+            n.slow = None;
+            n.slow = None;
             n.stalled_until = None;
             n.wake_at = None;
         }
@@ -338,6 +346,23 @@ impl Sim {
             n.stalled_until = Some(n.stalled_until.map_or(until, |u| u.max(until)));
         }
         self.schedule(until, Action::Wake { node: id });
+    }
+
+    /// Makes the node slow for `duration`: every datagram it receives is processed `delay`
+    /// late, in order, as when a CPU-starved process's socket queue backs up, while its timers
+    /// stay on time. Acks then look missed, which is what Lifeguard's local health is for.
+    pub fn slow_down(&mut self, id: NodeId, delay: Duration, duration: Duration) {
+        let until = self.now + duration;
+        if let Some(n) = self.nodes.get_mut(id as usize) {
+            if n.node.is_some() {
+                n.slow = Some((until, delay));
+            }
+        }
+    }
+
+    /// Whether the node is slow now.
+    pub fn is_slow(&self, id: NodeId) -> bool {
+        self.nodes.get(id as usize).and_then(|n| n.slow).is_some_and(|(u, _)| u > self.now)
     }
 
     /// Whether the node is in a stall now.
@@ -408,7 +433,7 @@ impl Sim {
             let Some(Reverse((at, _, action))) = self.queue.pop() else { break };
             self.now = self.now.max(at);
             match action {
-                Action::Deliver { to, from, bytes } => self.deliver(to, from, bytes),
+                Action::Deliver { to, from, bytes, queued } => self.deliver(to, from, bytes, queued),
                 Action::Wake { node } => self.wake(node),
             }
         }
@@ -460,12 +485,24 @@ impl Sim {
         self.nodes.get(id as usize).and_then(|n| n.stalled_until).is_some_and(|u| u > self.now)
     }
 
-    fn deliver(&mut self, to: NodeId, from: NodeId, bytes: Vec<u8>) {
+    fn deliver(&mut self, to: NodeId, from: NodeId, bytes: Vec<u8>, queued: bool) {
         let Some(n) = self.nodes.get_mut(to as usize) else { return };
         if n.node.is_none() {
             self.stats.blocked += 1;
             return;
         }
+        if let Some((until, max)) = n.slow {
+            if until <= self.now {
+                n.slow = None;
+            } else if !queued {
+                // A slow node reads its input late, in order: its socket queue is `delay` long.
+                let at = (self.now + max).max(n.slow_last);
+                n.slow_last = at;
+                self.schedule(at, Action::Deliver { to, from, bytes, queued: true });
+                return;
+            }
+        }
+        let Some(n) = self.nodes.get_mut(to as usize) else { return };
         if n.stalled_until.is_some_and(|u| u > self.now) {
             n.held.push((from, bytes));
             return;
@@ -551,10 +588,10 @@ impl Sim {
         }
         if self.net.duplicate > 0.0 && self.rng.random_bool(self.net.duplicate.min(1.0)) {
             let delay = self.delay();
-            self.schedule(self.now + delay, Action::Deliver { to, from, bytes: bytes.clone() });
+            self.schedule(self.now + delay, Action::Deliver { to, from, bytes: bytes.clone(), queued: false });
         }
         let delay = self.delay();
-        self.schedule(self.now + delay, Action::Deliver { to, from, bytes });
+        self.schedule(self.now + delay, Action::Deliver { to, from, bytes, queued: false });
     }
 
     /// One datagram's latency, plus a reordering delay now and then.

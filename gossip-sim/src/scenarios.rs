@@ -280,7 +280,7 @@ pub struct StallResult {
     pub runs: usize,
     /// Virtual seconds of stalls per run.
     pub duration_s: f64,
-    /// Stalls injected per run.
+    /// Starvation episodes per run.
     pub stalls_per_run: f64,
     /// Declarations of live members as dead, with Lifeguard, summed over runs.
     pub false_dead_lifeguard: usize,
@@ -318,17 +318,18 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
     sim.prime_converged();
     sim.run_for(Duration::from_secs(5));
     sim.take_trace();
-    // Stall plan drawn from its own RNG, so both modes see the same stalls. A starved member
-    // goes through an episode of 20-40 s in which it is stalled for 1-10 s at a time with
-    // 10-60 ms of progress in between; about 5 % of members are starved at any time.
+    // Starvation plan drawn from its own RNG, so both modes see the same plan. A starved
+    // member spends an episode of 20-40 s processing every datagram 2-12 s late, in order (its
+    // timers stay on time, so its probes' acks look missed), and now and then pauses outright
+    // for 0.5-3 s; about 5 % of members are starved at any time.
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x57a1);
-    let tick = Duration::from_millis(10);
+    let tick = Duration::from_millis(100);
     let mut elapsed = Duration::ZERO;
     let mut stalls = 0;
     let mut trace = Vec::new();
     let mut episodes: std::collections::BTreeMap<NodeId, (Duration, Duration)> = Default::default();
     let mut starved: HashSet<String> = HashSet::new();
-    let starts_per_tick = 0.05 * common.nodes as f64 / 3000.0;
+    let starts_per_tick = 0.05 * common.nodes as f64 / 300.0;
     while elapsed < duration {
         let mut k = starts_per_tick.floor() as usize;
         if rng.random::<f64>() < starts_per_tick.fract() {
@@ -336,17 +337,21 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
         }
         for _ in 0..k {
             let id = ids[rng.random_range(0..ids.len())];
-            let end = elapsed + Duration::from_millis(rng.random_range(20_000..40_000));
-            episodes.entry(id).or_insert((end, elapsed));
+            let len = Duration::from_millis(rng.random_range(20_000..40_000));
+            if !episodes.contains_key(&id) {
+                let delay = Duration::from_millis(rng.random_range(2_000..12_000));
+                sim.slow_down(id, delay, len);
+                episodes.insert(id, (elapsed + len, elapsed));
+                starved.insert(sim.name(id).to_owned());
+                stalls += 1;
+            }
         }
         episodes.retain(|_, (end, _)| *end > elapsed);
         for (&id, (_, next)) in episodes.iter_mut() {
-            starved.insert(sim.name(id).to_owned());
             if elapsed >= *next && !sim.is_stalled(id) {
-                let len = Duration::from_millis(rng.random_range(1000..10_000));
+                let len = Duration::from_millis(rng.random_range(500..3000));
                 sim.stall(id, len);
-                stalls += 1;
-                *next = elapsed + len + Duration::from_millis(rng.random_range(10..60));
+                *next = elapsed + len + Duration::from_millis(rng.random_range(2000..8000));
             }
         }
         sim.run_for(tick);
