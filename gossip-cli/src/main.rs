@@ -1,9 +1,24 @@
 //! `gossip` — the project's command line.
 //!
-//! Today it runs the simulator experiments (`gossip sim ...`). The real-network commands of
-//! DESIGN.md §5 (`demo`, `agent`, `cluster`) arrive with the runtime adapters.
+//! `demo` (16 real UDP nodes in one process), `agent` (one node, JSON lines), `cluster` (the
+//! real-network benchmark) and `sim` (deterministic experiments on the simulator).
 #![forbid(unsafe_code)]
 
+/// `println!` that exits quietly when stdout is closed (e.g. piped into `head`) instead of
+/// panicking.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(0);
+        }
+    }};
+}
+
+mod agent;
+mod cluster;
+mod demo;
+mod local;
 mod sim;
 
 use clap::{Parser, Subcommand};
@@ -18,6 +33,12 @@ struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// 16 real UDP nodes on 127.0.0.1: joins, a broadcast, a crash detected, a leave.
+    Demo(demo::DemoArgs),
+    /// Run one node until SIGINT/SIGTERM; events as JSON lines, commands on stdin.
+    Agent(agent::AgentArgs),
+    /// Real-network benchmark: N nodes on loopback, join, steady state, crash detection.
+    Cluster(cluster::ClusterArgs),
     /// Deterministic experiments on the simulator (real protocol core, virtual network).
     Sim(sim::SimArgs),
 }
@@ -25,6 +46,9 @@ enum Command {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Agent(args) => agent::run(args),
+        Command::Cluster(args) => cluster::run(args),
         Command::Sim(args) => sim::run(args),
     };
     if let Err(e) = result {

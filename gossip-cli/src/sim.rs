@@ -108,7 +108,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         }
     };
     bar.finish_and_clear();
-    println!("{}", out?);
+    out!("{}", out?);
     Ok(())
 }
 

@@ -749,17 +749,26 @@ fn suspicion_of_self_is_refuted() {
     assert_eq!(me.state, MemberState::Alive);
     assert_eq!(a.metrics().refutations, 1);
     assert_eq!(a.metrics().health_score, 1, "Lifeguard: refuting costs local health");
-    // The very next packet carries the refutation.
+    // The refutation goes straight back to whoever sent the accusation...
+    let direct = drain_transmits(&mut a);
+    assert_eq!(direct.len(), 1);
+    assert_eq!(direct[0].destination, 2);
+    let answer = self_rumors(&decode(&direct[0], a.config()), "a");
+    assert_eq!((answer[0].state, answer[0].incarnation), (MemberState::Alive, 1));
+    // ...and the very next packet carries it as a rumor too.
     let messages = ack_to_ping(&mut a, now, 5);
     let refutation = self_rumors(&messages, "a");
     assert_eq!(refutation.len(), 1, "{messages:?}");
     assert_eq!(refutation[0].state, MemberState::Alive);
     assert_eq!(refutation[0].incarnation, 1);
     assert_eq!(refutation[0].generation, GEN);
-    // The same (now stale) accusation again changes nothing.
+    // The same (now stale) accusation again changes nothing, but the sender is told the
+    // current record.
     assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
     assert_eq!(a.self_record().incarnation, 1);
     assert_eq!(a.metrics().refutations, 1);
+    let told = drain_transmits(&mut a);
+    assert_eq!(self_rumors(&decode(&told[0], a.config()), "a")[0].incarnation, 1);
     // An accusation of death at the current incarnation is refuted too.
     let dead = MemberRecord { state: MemberState::Dead, incarnation: 1, ..accused.clone() };
     let bytes = datagram(&config.cluster_label, "b", &[member(dead)]);

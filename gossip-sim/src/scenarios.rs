@@ -338,10 +338,10 @@ fn stall_run(common: &Common, seed: u64, lifeguard: bool, duration: Duration) ->
         for _ in 0..k {
             let id = ids[rng.random_range(0..ids.len())];
             let len = Duration::from_millis(rng.random_range(20_000..40_000));
-            if !episodes.contains_key(&id) {
+            if let std::collections::btree_map::Entry::Vacant(slot) = episodes.entry(id) {
                 let delay = Duration::from_millis(rng.random_range(2_000..12_000));
                 sim.slow_down(id, delay, len);
-                episodes.insert(id, (elapsed + len, elapsed));
+                slot.insert((elapsed + len, elapsed));
                 starved.insert(sim.name(id).to_owned());
                 stalls += 1;
             }

@@ -225,3 +225,32 @@ fn zones_keep_most_traffic_local_without_partitioning_knowledge() {
     assert!(ignoring > 0.4, "without zone preference about half the traffic crosses: {ignoring}");
     assert!(preferring < 0.25, "with zone preference most traffic stays local: {preferring}");
 }
+
+#[test]
+fn dead_members_are_forgotten_after_reclaim_time_and_stale_gossip_does_not_resurrect_them() {
+    use gossip_core::wire::{codec, Message};
+    let config = Config { dead_reclaim_time: Duration::from_secs(20), ..Config::lan() };
+    let (mut sim, ids) = cluster(10, 10, config, NetConfig::default());
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    // Remember what n4 looked like while alive: that is the stale gossip to replay later.
+    let stale = sim.node(ids[0]).and_then(|n| n.member("n4")).expect("n4 known");
+    sim.crash(ids[4]);
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), |s| {
+        s.count_seeing_gone("n4") == s.up_ids().len()
+    }));
+    assert!(sim.node(ids[1]).and_then(|n| n.member("n4")).is_some(), "dead member still listed before reclaim");
+    sim.run_for(Duration::from_secs(30));
+    for id in sim.up_ids() {
+        assert!(sim.node(id).and_then(|n| n.member("n4")).is_none(), "dead member not forgotten");
+    }
+    // Replay the old alive record from a live member: it must not come back.
+    let mut bytes = Vec::new();
+    codec::encode_header(&mut bytes, "gossip", "n2");
+    codec::encode_message(&mut bytes, &Message::Member { record: stale, accuser: None });
+    let now = sim.now();
+    let _ = sim.node_mut(ids[1]).map(|n| n.handle_message(now, ids[2], &bytes));
+    sim.poke(ids[1]);
+    sim.run_for(Duration::from_secs(5));
+    assert!(sim.node(ids[1]).and_then(|n| n.member("n4")).is_none(), "stale gossip resurrected a forgotten member");
+    assert!(sim.converged());
+}

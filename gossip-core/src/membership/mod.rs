@@ -38,7 +38,7 @@ impl<A: Address> Node<A> {
         from: Option<&A>,
     ) {
         if record.name == self.name {
-            self.apply_record_about_self(&record, from);
+            self.apply_record_about_self(&record, from, accuser);
             return;
         }
         // A full-state exchange saying "dead" is second-hand and possibly old news from the
@@ -138,7 +138,7 @@ impl<A: Address> Node<A> {
     }
 
     /// Someone talks about this node: refute suspicion or death, ignore stale lives.
-    fn apply_record_about_self(&mut self, record: &MemberRecord<A>, from: Option<&A>) {
+    fn apply_record_about_self(&mut self, record: &MemberRecord<A>, from: Option<&A>, accuser: Option<&CompactString>) {
         if record.generation != self.generation || self.self_state == MemberState::Left {
             return; // an older life of ours (superseded by our own announcements), or we left
         }
@@ -162,6 +162,26 @@ impl<A: Address> Node<A> {
             self.incarnation = record.incarnation.saturating_add(1);
             self.queue_self_rumor(true);
             if accusation {
+                // Besides the rumor, answer the sender and the accuser directly: the rumor's
+                // few retransmissions may all miss them, and their timers are running.
+                let mine = self.self_record();
+                let accuser_addr = accuser
+                    .and_then(|a| self.members.find(a))
+                    .and_then(|s| self.members.get(s))
+                    .map(|m| m.addr.clone());
+                let mut targets: Vec<A> = from.into_iter().cloned().collect();
+                if let Some(addr) = accuser_addr {
+                    if !targets.contains(&addr) {
+                        targets.push(addr);
+                    }
+                }
+                for dest in targets {
+                    self.outbox.push_back(crate::node::Outgoing {
+                        dest,
+                        messages: vec![crate::wire::Message::Member { record: mine.clone(), accuser: None }],
+                        piggyback: false,
+                    });
+                }
                 self.metrics.refutations += 1;
                 if self.config.lifeguard {
                     self.health.apply(1);

@@ -51,7 +51,7 @@ impl<A: Address> Node<A> {
             // And compare views soon: members that joined around the same time are often
             // missed by rumors whose retransmit budget was sized for a tiny cluster.
             if let Some(period) = self.config.push_pull_interval {
-                let soon = (self.config.probe_interval * 2).min(period);
+                let soon = (self.config.gossip_interval * 3).min(period);
                 let at = now + soon.mul_f64(0.5 + self.rng.random::<f64>());
                 self.timers.set(Timer::PushPull, at);
                 self.early_syncs = 0;

@@ -1,0 +1,165 @@
+//! `gossip agent`: one node until SIGINT/SIGTERM (then a graceful leave). Events go to stdout
+//! as JSON lines; commands come on stdin, one per line.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use clap::Args;
+use futures::StreamExt;
+use gossip_core::{Config, Event, MemberRecord};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::local::RuntimeKind;
+
+/// Arguments of `gossip agent`.
+#[derive(Debug, Args)]
+#[command(after_help = "Commands on stdin, one per line:\n  \
+    members          print the live members as one JSON line\n  \
+    broadcast TEXT   send TEXT to every member (delivered once each)\n  \
+    leave            leave the cluster gracefully and exit\n  \
+    set K V, del K, get NODE K   key/value state: arrives with the anti-entropy layer")]
+pub struct AgentArgs {
+    /// Address to bind (and advertise), e.g. 127.0.0.1:7946.
+    #[arg(long)]
+    bind: SocketAddr,
+    /// Seed to join through; repeatable.
+    #[arg(long = "join")]
+    join: Vec<SocketAddr>,
+    /// Transport (only udp until the QUIC adapter lands).
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Async runtime driving the node.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
+    runtime: RuntimeKind,
+    /// Member name (default: the bind address).
+    #[arg(long)]
+    name: Option<String>,
+    /// Keyring file for encryption (arrives with the security layer).
+    #[arg(long)]
+    keyring: Option<std::path::PathBuf>,
+    /// Initial key/value pairs K=V (arrive with the anti-entropy layer).
+    #[arg(long = "set")]
+    set: Vec<String>,
+}
+
+pub fn run(args: AgentArgs) -> Result<(), String> {
+    if args.transport != "udp" {
+        return Err(format!("--transport {}: only udp is available until the QUIC adapter lands", args.transport));
+    }
+    if args.keyring.is_some() {
+        return Err("--keyring: encryption is not implemented yet (security layer)".into());
+    }
+    if !args.set.is_empty() {
+        return Err("--set: key/value state is not implemented yet (anti-entropy layer)".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    rt.block_on(agent(args))
+}
+
+fn record_json(m: &MemberRecord<SocketAddr>) -> Value {
+    json!({
+        "name": m.name.as_str(),
+        "addr": m.addr.to_string(),
+        "generation": m.generation,
+        "incarnation": m.incarnation,
+        "state": format!("{:?}", m.state).to_lowercase(),
+        "zone": m.zone.as_deref(),
+    })
+}
+
+fn event_json(event: &Event<SocketAddr>) -> Value {
+    let with = |kind: &str, m: &MemberRecord<SocketAddr>| {
+        let mut v = record_json(m);
+        v["event"] = json!(kind);
+        v
+    };
+    match event {
+        Event::MemberUp(m) => with("member_up", m),
+        Event::MemberSuspect(m) => with("member_suspect", m),
+        Event::MemberDown(m) => with("member_down", m),
+        Event::MemberLeft(m) => with("member_left", m),
+        Event::MemberUpdated(m) => with("member_updated", m),
+        Event::Joined => json!({"event": "joined"}),
+        Event::Broadcast { origin, id, payload } => json!({
+            "event": "broadcast",
+            "origin": origin.as_str(),
+            "id": id,
+            "text": String::from_utf8_lossy(payload),
+        }),
+        other => json!({"event": "other", "debug": format!("{other:?}")}),
+    }
+}
+
+async fn agent(args: AgentArgs) -> Result<(), String> {
+    let config = Config::lan();
+    let name = args.name.clone().unwrap_or_else(|| args.bind.to_string());
+    let (handle, mut events) = match args.runtime {
+        RuntimeKind::Tokio => {
+            gossip_tokio::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone()).spawn()
+        }
+        RuntimeKind::Smol => {
+            gossip_smol::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone()).spawn()
+        }
+    }
+    .map_err(|e| e.to_string())?;
+    out!(
+        "{}",
+        json!({"event": "started", "name": handle.name(), "addr": handle.local_addr().to_string(), "generation": handle.generation()})
+    );
+    let mut stdin = BufReader::new(tokio::io::stdin()).lines();
+    let mut stdin_open = true;
+    let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+        .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    loop {
+        tokio::select! {
+            item = events.next() => match item {
+                Some(Ok(event)) => out!("{}", event_json(&event)),
+                Some(Err(lagged)) => out!("{}", json!({"event": "lagged", "missed": lagged.0})),
+                None => break,
+            },
+            line = stdin.next_line(), if stdin_open => match line {
+                Ok(Some(line)) => {
+                    if command(&handle, line.trim()) {
+                        break;
+                    }
+                }
+                Ok(None) | Err(_) => stdin_open = false,
+            },
+            _ = tokio::signal::ctrl_c() => break,
+            _ = term.recv() => break,
+        }
+    }
+    if handle.is_running() && !handle.has_left() {
+        let _ = tokio::time::timeout(Duration::from_secs(5), handle.shutdown()).await;
+    }
+    out!("{}", json!({"event": "stopped"}));
+    Ok(())
+}
+
+/// Runs one stdin command; returns true to exit.
+fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
+    let (cmd, rest) = line.split_once(' ').unwrap_or((line, ""));
+    match cmd {
+        "" => {}
+        "members" => {
+            let members: Vec<Value> = handle.members().iter().map(record_json).collect();
+            out!("{}", json!({"event": "members", "members": members}));
+        }
+        "broadcast" => match handle.broadcast(rest.as_bytes().to_vec()) {
+            Ok(id) => out!("{}", json!({"event": "broadcast_sent", "id": id})),
+            Err(e) => out!("{}", json!({"event": "error", "command": "broadcast", "error": e.to_string()})),
+        },
+        "leave" => return true,
+        "set" | "del" | "get" => out!(
+            "{}",
+            json!({"event": "error", "command": cmd, "error": "key/value state is not implemented yet (anti-entropy layer)"})
+        ),
+        other => out!("{}", json!({"event": "error", "command": other, "error": "unknown command"})),
+    }
+    false
+}

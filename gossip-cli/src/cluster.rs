@@ -1,0 +1,175 @@
+//! `gossip cluster`: the real-network benchmark of DESIGN.md §5. N nodes on loopback in one
+//! process join node 0, run in steady state, then node N-1 stops without a leave.
+
+use std::collections::HashSet;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use gossip_core::{Config, Event};
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+use crate::local::{self, RuntimeKind};
+
+/// Arguments of `gossip cluster`.
+#[derive(Debug, Args)]
+pub struct ClusterArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 128)]
+    nodes: usize,
+    /// Transport (only udp until the QUIC adapter lands).
+    #[arg(long, default_value = "udp")]
+    transport: String,
+    /// Async runtime driving the nodes.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
+    runtime: RuntimeKind,
+    /// Probe interval in milliseconds.
+    #[arg(long, default_value_t = 1000)]
+    probe_ms: u64,
+    /// Gossip interval in milliseconds.
+    #[arg(long, default_value_t = 200)]
+    gossip_ms: u64,
+    /// Seconds of steady state to measure traffic and CPU over.
+    #[arg(long, default_value_t = 10)]
+    steady_s: u64,
+    /// Seconds allowed for joining and for crash detection, each.
+    #[arg(long, default_value_t = 120)]
+    limit_s: u64,
+    /// Print one JSON object.
+    #[arg(long)]
+    json: bool,
+}
+
+/// What `gossip cluster` prints.
+#[derive(Debug, Serialize)]
+struct Report {
+    nodes: usize,
+    transport: String,
+    runtime: &'static str,
+    probe_ms: u64,
+    gossip_ms: u64,
+    join_converged: bool,
+    join_s: f64,
+    steady_s: u64,
+    steady_bytes_per_node_s: f64,
+    steady_packets_per_node_s: f64,
+    steady_cpu_per_node: f64,
+    memory_per_node_bytes: f64,
+    crash_detected: bool,
+    detect_all_s: f64,
+    false_removals: usize,
+}
+
+pub fn run(args: ClusterArgs) -> Result<(), String> {
+    if args.transport != "udp" {
+        return Err(format!("--transport {}: only udp is available until the QUIC adapter lands", args.transport));
+    }
+    if args.nodes < 2 {
+        return Err("--nodes must be at least 2".into());
+    }
+    if args.probe_ms == 0 || args.gossip_ms == 0 {
+        return Err("--probe-ms and --gossip-ms must be positive".into());
+    }
+    let probe = Duration::from_millis(args.probe_ms);
+    let config = Config {
+        probe_interval: probe,
+        probe_timeout: Config::lan().probe_timeout.min(probe / 2),
+        gossip_interval: Duration::from_millis(args.gossip_ms),
+        ..Config::lan()
+    };
+    config.validate().map_err(|e| e.to_string())?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let report = rt.block_on(measure(&args, config))?;
+    if args.json {
+        out!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);
+    } else {
+        out!("{}", serde_json::to_string_pretty(&report).map_err(|e| e.to_string())?);
+    }
+    Ok(())
+}
+
+async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
+    let (tx, mut rx) = mpsc::unbounded_channel();
+    let rss_before = local::resident_bytes().unwrap_or(0);
+    let seed = local::start_node(args.runtime, config.clone(), "n0".into(), vec![], 0, tx.clone())
+        .map_err(|e| e.to_string())?;
+    let mut handles = vec![seed.clone()];
+    for i in 1..args.nodes {
+        let h =
+            local::start_node(args.runtime, config.clone(), format!("n{i}"), vec![seed.local_addr()], i, tx.clone())
+                .map_err(|e| e.to_string())?;
+        handles.push(h);
+    }
+    let last_started = Instant::now();
+    let limit = Duration::from_secs(args.limit_s);
+    let joined = local::wait_until(limit, Duration::from_millis(20), || local::all_see_each_other(&handles)).await;
+    let join_s = last_started.elapsed().as_secs_f64();
+    let rss_after = local::resident_bytes().unwrap_or(0);
+
+    // Steady state.
+    let sum = |hs: &[gossip_tokio::Handle]| {
+        hs.iter().fold((0u64, 0u64), |(b, p), h| {
+            let m = h.metrics();
+            (b + m.bytes_out, p + m.packets_out)
+        })
+    };
+    let (b0, p0) = sum(&handles);
+    let cpu0 = local::process_cpu_time();
+    let t0 = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
+    let secs = t0.elapsed().as_secs_f64();
+    let (b1, p1) = sum(&handles);
+    let cpu1 = local::process_cpu_time();
+    let n = args.nodes as f64;
+    let cpu = match (cpu0, cpu1) {
+        (Some(a), Some(b)) => (b - a).as_secs_f64() / n / secs,
+        _ => f64::NAN,
+    };
+
+    // Crash the last node without a leave.
+    let victim = handles.pop().ok_or("no nodes")?;
+    let victim_name = victim.name().to_owned();
+    victim.abort();
+    let crash_at = Instant::now();
+    let survivors = handles.clone();
+    let detected = local::wait_until(limit, Duration::from_millis(20), || {
+        survivors.iter().all(|h| h.member(&victim_name).is_none_or(|m| m.state.is_gone()))
+    })
+    .await;
+    let detect_all_s = crash_at.elapsed().as_secs_f64();
+
+    // Every MemberDown about someone other than the victim is a false removal.
+    let mut false_removals = 0;
+    let mut seen = HashSet::new();
+    while let Ok((node, _, item)) = rx.try_recv() {
+        if let Ok(Event::MemberDown(m)) = &item {
+            if m.name != victim_name.as_str() && seen.insert((node, m.name.to_string(), m.incarnation)) {
+                false_removals += 1;
+            }
+        }
+    }
+    for h in &handles {
+        h.abort();
+    }
+    Ok(Report {
+        nodes: args.nodes,
+        transport: args.transport.clone(),
+        runtime: args.runtime.name(),
+        probe_ms: args.probe_ms,
+        gossip_ms: args.gossip_ms,
+        join_converged: joined,
+        join_s,
+        steady_s: args.steady_s,
+        steady_bytes_per_node_s: (b1 - b0) as f64 / n / secs,
+        steady_packets_per_node_s: (p1 - p0) as f64 / n / secs,
+        steady_cpu_per_node: cpu,
+        memory_per_node_bytes: rss_after.saturating_sub(rss_before) as f64 / n,
+        crash_detected: detected,
+        detect_all_s,
+        false_removals,
+    })
+}

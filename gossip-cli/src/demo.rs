@@ -1,0 +1,292 @@
+//! `gossip demo`: 16 real UDP nodes on 127.0.0.1 in one process. Shows them join, a
+//! broadcast spreading, a crashed node detected, a graceful leave, and the membership table;
+//! then exits by itself.
+
+use std::collections::{HashMap, HashSet};
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+use clap::Args;
+use gossip_core::{Config, Event, MemberState};
+use tokio::sync::mpsc;
+
+use crate::local::{self, RuntimeKind, Stamped};
+
+/// Arguments of `gossip demo`.
+#[derive(Debug, Args)]
+pub struct DemoArgs {
+    /// Number of nodes.
+    #[arg(long, default_value_t = 16)]
+    nodes: usize,
+    /// Async runtime driving the nodes.
+    #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
+    runtime: RuntimeKind,
+}
+
+struct Style {
+    on: bool,
+}
+
+impl Style {
+    fn paint(&self, code: &str, text: &str) -> String {
+        if self.on {
+            format!("\x1b[{code}m{text}\x1b[0m")
+        } else {
+            text.to_owned()
+        }
+    }
+    fn bold(&self, t: &str) -> String {
+        self.paint("1", t)
+    }
+    fn dim(&self, t: &str) -> String {
+        self.paint("2", t)
+    }
+    fn green(&self, t: &str) -> String {
+        self.paint("32", t)
+    }
+    fn yellow(&self, t: &str) -> String {
+        self.paint("33", t)
+    }
+    fn red(&self, t: &str) -> String {
+        self.paint("31", t)
+    }
+    fn cyan(&self, t: &str) -> String {
+        self.paint("36", t)
+    }
+}
+
+pub fn run(args: DemoArgs) -> Result<(), String> {
+    if !(3..=64).contains(&args.nodes) {
+        return Err("--nodes must be between 3 and 64".into());
+    }
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    rt.block_on(demo(args))
+}
+
+struct Clock {
+    start: Instant,
+}
+
+impl Clock {
+    fn stamp(&self, s: &Style, at: Instant) -> String {
+        s.dim(&format!("[{:>6.2}s]", at.saturating_duration_since(self.start).as_secs_f64()))
+    }
+}
+
+async fn demo(args: DemoArgs) -> Result<(), String> {
+    let s = Style { on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() };
+    let n = args.nodes;
+    // memberlist's Local preset, with a shorter suspicion so the crash is seen quickly.
+    let config = Config { suspicion_mult: 3, ..Config::local() };
+    out!(
+        "{} {} nodes on 127.0.0.1, UDP, {} runtime, SWIM + Lifeguard (probe every {} ms, gossip every {} ms)\n",
+        s.bold("gossip demo:"),
+        n,
+        args.runtime.name(),
+        config.probe_interval.as_millis(),
+        config.gossip_interval.as_millis()
+    );
+    let clock = Clock { start: Instant::now() };
+    let (tx, mut rx) = mpsc::unbounded_channel::<Stamped>();
+    let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
+    let seed = local::start_node(args.runtime, config.clone(), names[0].clone(), vec![], 0, tx.clone())
+        .map_err(|e| e.to_string())?;
+    out!("{} {} started on {} (the seed)", clock.stamp(&s, Instant::now()), s.cyan(&names[0]), seed.local_addr());
+    let mut handles = vec![seed.clone()];
+    for (i, name) in names.iter().enumerate().skip(1) {
+        let h = local::start_node(args.runtime, config.clone(), name.clone(), vec![seed.local_addr()], i, tx.clone())
+            .map_err(|e| e.to_string())?;
+        handles.push(h);
+    }
+    out!(
+        "{} {} more nodes started, each joining through {}",
+        clock.stamp(&s, Instant::now()),
+        n - 1,
+        s.cyan(&names[0])
+    );
+
+    // 1. Joins.
+    let mut known: Vec<HashSet<String>> = vec![HashSet::new(); n];
+    let joined_at = wait_for(&mut rx, Duration::from_secs(20), |node, item| {
+        if let Ok(Event::MemberUp(m)) = item {
+            known[node].insert(m.name.to_string());
+        }
+        known.iter().all(|k| k.len() + 1 >= n)
+    })
+    .await;
+    match joined_at {
+        Some(at) => out!(
+            "{} {} every node sees all {} members {}",
+            clock.stamp(&s, at),
+            s.green("converged:"),
+            n,
+            s.dim(&format!("({} ms after the last start)", at.duration_since(clock.start).as_millis()))
+        ),
+        None => out!("{} {}", clock.stamp(&s, Instant::now()), s.red("membership did not converge in 20 s")),
+    }
+
+    // 2. A broadcast.
+    let origin = 5 % n;
+    let text = format!("hello from {}", names[origin]);
+    let sent_at = Instant::now();
+    handles[origin].broadcast(text.clone().into_bytes()).map_err(|e| e.to_string())?;
+    out!("{} {} broadcasts {:?}", clock.stamp(&s, sent_at), s.cyan(&names[origin]), text);
+    let mut got: HashSet<usize> = HashSet::new();
+    let mut slowest = Duration::ZERO;
+    let reached = wait_for(&mut rx, Duration::from_secs(10), |node, item| {
+        if let Ok(Event::Broadcast { .. }) = item {
+            got.insert(node);
+        }
+        got.len() + 1 >= n
+    })
+    .await;
+    if let Some(at) = reached {
+        slowest = at.duration_since(sent_at);
+    }
+    out!(
+        "{} broadcast delivered once to {}/{} other nodes {}",
+        clock.stamp(&s, Instant::now()),
+        got.len(),
+        n - 1,
+        s.dim(&format!("(last after {} ms)", slowest.as_millis()))
+    );
+
+    // 3. A crash.
+    let victim = n - 1;
+    let crash_at = Instant::now();
+    handles[victim].abort();
+    out!("{} {} {}", clock.stamp(&s, crash_at), s.cyan(&names[victim]), s.red("crashed (stopped without leaving)"));
+    let victim_name = names[victim].clone();
+    let mut first_suspect: Option<(usize, Instant)> = None;
+    let mut down: HashMap<usize, Instant> = HashMap::new();
+    let detected = wait_for(&mut rx, Duration::from_secs(40), |node, item| {
+        match item {
+            Ok(Event::MemberSuspect(m)) if m.name == victim_name.as_str() && first_suspect.is_none() => {
+                first_suspect = Some((node, Instant::now()));
+            }
+            _ if local::is_down_of(item, &victim_name) => {
+                down.entry(node).or_insert_with(Instant::now);
+            }
+            _ => {}
+        }
+        down.len() + 1 >= n
+    })
+    .await;
+    if let Some((node, at)) = first_suspect {
+        out!(
+            "{} {} suspects {} {}",
+            clock.stamp(&s, at),
+            s.cyan(&names[node]),
+            s.cyan(&victim_name),
+            s.dim(&format!("({} ms after the crash)", at.duration_since(crash_at).as_millis()))
+        );
+    }
+    match detected {
+        Some(at) => out!(
+            "{} {} declared dead by all {} survivors {}",
+            clock.stamp(&s, at),
+            s.cyan(&victim_name),
+            n - 1,
+            s.dim(&format!("({:.1} s after the crash)", at.duration_since(crash_at).as_secs_f64()))
+        ),
+        None => out!(
+            "{} {}",
+            clock.stamp(&s, Instant::now()),
+            s.red(&format!("only {} of {} survivors declared it dead in 40 s", down.len(), n - 1))
+        ),
+    }
+
+    // 4. A graceful leave.
+    let leaver = n - 2;
+    let leave_at = Instant::now();
+    handles[leaver].leave().map_err(|e| e.to_string())?;
+    out!("{} {} leaves gracefully", clock.stamp(&s, leave_at), s.cyan(&names[leaver]));
+    let leaver_name = names[leaver].clone();
+    let mut left: HashSet<usize> = HashSet::new();
+    let seen = wait_for(&mut rx, Duration::from_secs(10), |node, item| {
+        if matches!(item, Ok(Event::MemberLeft(m)) if m.name == leaver_name.as_str()) {
+            left.insert(node);
+        }
+        left.len() + 2 >= n
+    })
+    .await;
+    if let Some(at) = seen {
+        out!(
+            "{} seen as {} by all {} others {}",
+            clock.stamp(&s, at),
+            s.yellow("left"),
+            n - 2,
+            s.dim(&format!("({} ms)", at.duration_since(leave_at).as_millis()))
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    // 5. The table.
+    print_table(&s, &handles[0]);
+    for h in &handles {
+        h.abort();
+    }
+    Ok(())
+}
+
+/// Reads events until `done` holds or `limit` passes; returns when it held.
+async fn wait_for(
+    rx: &mut mpsc::UnboundedReceiver<Stamped>,
+    limit: Duration,
+    mut done: impl FnMut(usize, &gossip_tokio::EventItem) -> bool,
+) -> Option<Instant> {
+    let end = tokio::time::Instant::now() + limit;
+    loop {
+        match tokio::time::timeout_at(end, rx.recv()).await {
+            Ok(Some((node, at, item))) => {
+                if done(node, &item) {
+                    return Some(at);
+                }
+            }
+            Ok(None) | Err(_) => return None,
+        }
+    }
+}
+
+fn print_table(s: &Style, view: &gossip_tokio::Handle) {
+    out!("\n{}", s.bold(&format!("Membership as {} sees it", view.name())));
+    let mut rows = view.all_members();
+    rows.push(view.self_record());
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    out!(
+        "  {}",
+        s.bold(&format!("{:<9} {:<21} {:<8} {:>11} {:>10}", "NAME", "ADDRESS", "STATE", "INCARNATION", "GENERATION"))
+    );
+    for m in rows {
+        let state = match m.state {
+            MemberState::Alive => s.green(&format!("{:<8}", "alive")),
+            MemberState::Suspect => s.yellow(&format!("{:<8}", "suspect")),
+            MemberState::Dead => s.red(&format!("{:<8}", "dead")),
+            MemberState::Left => s.yellow(&format!("{:<8}", "left")),
+        };
+        out!(
+            "  {:<9} {:<21} {} {:>11} {:>10}",
+            m.name.as_str(),
+            m.addr.to_string(),
+            state,
+            m.incarnation,
+            m.generation
+        );
+    }
+    let metrics = view.metrics();
+    out!(
+        "\n  {} {} packets in, {} out ({} / {} bytes); {} probes, {} indirect; health score {}",
+        s.dim(&format!("{}:", view.name())),
+        metrics.packets_in,
+        metrics.packets_out,
+        metrics.bytes_in,
+        metrics.bytes_out,
+        metrics.probes,
+        metrics.indirect_probes,
+        metrics.health_score
+    );
+}

@@ -1,0 +1,110 @@
+//! Local clusters of real UDP nodes in one process, on tokio or smol: what `gossip demo` and
+//! `gossip cluster` share.
+
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+
+use clap::ValueEnum;
+use futures::StreamExt;
+use gossip_core::{Config, Event};
+use gossip_tokio::{BuildError, EventItem, EventStream, Handle};
+use tokio::sync::mpsc;
+
+/// Which async runtime drives the nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RuntimeKind {
+    /// tokio (gossip-tokio).
+    Tokio,
+    /// smol / async-io (gossip-smol).
+    Smol,
+}
+
+impl RuntimeKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            RuntimeKind::Tokio => "tokio",
+            RuntimeKind::Smol => "smol",
+        }
+    }
+}
+
+/// An event from node `node`, stamped when the forwarder saw it.
+pub type Stamped = (usize, Instant, EventItem);
+
+/// Starts one node on 127.0.0.1 (ephemeral port) and forwards its events to `tx`.
+pub fn start_node(
+    kind: RuntimeKind,
+    config: Config,
+    name: String,
+    seeds: Vec<SocketAddr>,
+    index: usize,
+    tx: mpsc::UnboundedSender<Stamped>,
+) -> Result<Handle, BuildError> {
+    let (handle, events) = match kind {
+        RuntimeKind::Tokio => gossip_tokio::Builder::new(config)
+            .bind(([127, 0, 0, 1], 0))
+            .name(name)
+            .seeds(seeds)
+            .event_capacity(4096)
+            .spawn()?,
+        RuntimeKind::Smol => gossip_smol::Builder::new(config)
+            .bind(([127, 0, 0, 1], 0))
+            .name(name)
+            .seeds(seeds)
+            .event_capacity(4096)
+            .spawn()?,
+    };
+    tokio::spawn(forward(index, events, tx));
+    Ok(handle)
+}
+
+async fn forward(index: usize, mut events: EventStream, tx: mpsc::UnboundedSender<Stamped>) {
+    while let Some(item) = events.next().await {
+        if tx.send((index, Instant::now(), item)).is_err() {
+            break;
+        }
+    }
+}
+
+/// Waits until `done` holds (checked every `step`) or `limit` passes; returns whether it held.
+pub async fn wait_until(limit: Duration, step: Duration, mut done: impl FnMut() -> bool) -> bool {
+    let end = Instant::now() + limit;
+    loop {
+        if done() {
+            return true;
+        }
+        if Instant::now() >= end {
+            return false;
+        }
+        tokio::time::sleep(step).await;
+    }
+}
+
+/// Whether every running node in `handles` sees all the others as live members.
+pub fn all_see_each_other(handles: &[Handle]) -> bool {
+    let n = handles.len();
+    handles.iter().all(|h| h.members().len() + 1 == n)
+}
+
+/// Whether `name` appears in a `MemberDown` event.
+pub fn is_down_of(item: &EventItem, name: &str) -> bool {
+    matches!(item, Ok(Event::MemberDown(m)) if m.name == name)
+}
+
+/// CPU time this process has used, from the scheduler's per-thread accounting (Linux).
+pub fn process_cpu_time() -> Option<Duration> {
+    let tasks = std::fs::read_dir("/proc/self/task").ok()?;
+    let mut ns: u128 = 0;
+    for task in tasks.flatten() {
+        let stat = std::fs::read_to_string(task.path().join("schedstat")).ok()?;
+        ns += stat.split_whitespace().next()?.parse::<u128>().ok()?;
+    }
+    Some(Duration::from_nanos(ns.min(u128::from(u64::MAX)) as u64))
+}
+
+/// Resident memory of this process in bytes (Linux).
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kb = status.lines().find(|l| l.starts_with("VmRSS:"))?.split_whitespace().nth(1)?.parse::<u64>().ok()?;
+    Some(kb * 1024)
+}

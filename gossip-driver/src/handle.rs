@@ -1,0 +1,238 @@
+//! The cloneable handle applications hold to command and inspect a running node.
+
+use std::fmt;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Instant;
+
+use gossip_core::{MemberRecord, Metrics};
+
+use crate::driver::{IoMetrics, Phase, Shared};
+use crate::error::DriverError;
+use crate::events::{EventStream, Subscriber};
+
+/// A member as seen over UDP.
+pub type Member = MemberRecord<SocketAddr>;
+
+/// Dropping the last handle leaves the cluster gracefully.
+#[derive(Debug)]
+struct Guard {
+    shared: Arc<Shared>,
+}
+
+impl Drop for Guard {
+    fn drop(&mut self) {
+        let mut st = self.shared.lock();
+        if st.phase == Phase::Running {
+            tracing::debug!(name = %self.shared.name, "last handle dropped; leaving");
+            let _ = st.begin_leave(Instant::now());
+        }
+    }
+}
+
+/// A cloneable handle to a running node.
+///
+/// Commands take effect at once (the driver is woken to send what they queue); views are
+/// snapshots of the node's current state. When every clone is dropped the node leaves the
+/// cluster gracefully and stops.
+///
+/// More operations (key/value state, CRDTs, aggregates) join these as the core grows.
+#[derive(Clone)]
+pub struct Handle {
+    guard: Arc<Guard>,
+}
+
+impl fmt::Debug for Handle {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Handle")
+            .field("name", &self.guard.shared.name)
+            .field("local_addr", &self.guard.shared.local_addr)
+            .field("generation", &self.guard.shared.generation)
+            .finish()
+    }
+}
+
+impl Handle {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Handle { guard: Arc::new(Guard { shared }) }
+    }
+
+    fn shared(&self) -> &Shared {
+        &self.guard.shared
+    }
+
+    /// Runs a command on the running node with the current time, then wakes the driver.
+    fn command<T>(
+        &self,
+        f: impl FnOnce(&mut gossip_core::Node<SocketAddr>, Instant) -> Result<T, DriverError>,
+    ) -> Result<T, DriverError> {
+        let mut st = self.shared().lock();
+        if st.phase != Phase::Running {
+            return Err(DriverError::Stopped);
+        }
+        let now = Instant::now();
+        let r = f(&mut st.node, now);
+        st.wake_driver();
+        r
+    }
+
+    // ----- commands ---------------------------------------------------------------------
+
+    /// Joins a cluster through `seeds` (retried with backoff until one answers; an
+    /// [`Event::Joined`](gossip_core::Event::Joined) follows). Seeds can also be given to the
+    /// builder.
+    pub fn join(&self, seeds: impl IntoIterator<Item = SocketAddr>) -> Result<(), DriverError> {
+        let seeds: Vec<SocketAddr> = seeds.into_iter().collect();
+        self.command(|node, now| {
+            if node.has_left() {
+                return Err(gossip_core::CommandError::Left.into());
+            }
+            node.join(now, seeds);
+            Ok(())
+        })
+    }
+
+    /// Leaves the cluster gracefully: announces the leave, keeps gossiping for the linger
+    /// (three gossip intervals by default) so the news spreads, then stops. Returns at once;
+    /// await [`stopped`](Handle::stopped) to know when the node is gone, or use
+    /// [`shutdown`](Handle::shutdown) to do both.
+    pub fn leave(&self) -> Result<(), DriverError> {
+        let mut st = self.shared().lock();
+        if st.phase == Phase::Stopped {
+            return Err(DriverError::Stopped);
+        }
+        st.begin_leave(Instant::now()).map_err(DriverError::from)
+    }
+
+    /// Leaves gracefully (unless already leaving) and waits until the driver has stopped.
+    pub async fn shutdown(&self) {
+        let _ = self.leave();
+        self.stopped().await;
+    }
+
+    /// Stops the node at once, without telling anyone: the rest of the cluster sees a crash
+    /// and its failure detector removes the node. For tests and failure drills.
+    pub fn abort(&self) {
+        let mut st = self.shared().lock();
+        st.abort = true;
+        st.wake_driver();
+    }
+
+    /// Sends `payload` to every member; each receives it once as an
+    /// [`Event::Broadcast`](gossip_core::Event::Broadcast). Returns the broadcast id. The
+    /// payload must fit in one packet ([`max_broadcast_payload`](Handle::max_broadcast_payload)).
+    pub fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<u64, DriverError> {
+        let payload = payload.into();
+        self.command(|node, now| node.broadcast(now, payload).map_err(DriverError::from))
+    }
+
+    /// A new stream of this node's events from now on, with its own queue.
+    pub fn subscribe(&self) -> EventStream {
+        let mut st = self.shared().lock();
+        let sub = Subscriber::new(st.event_capacity);
+        if st.phase == Phase::Stopped {
+            sub.close();
+        } else {
+            st.subscribers.push(sub.clone());
+        }
+        EventStream::new(sub)
+    }
+
+    /// Completes when the node's driver has stopped.
+    pub fn stopped(&self) -> Stopped {
+        Stopped { shared: self.guard.shared.clone() }
+    }
+
+    // ----- views ------------------------------------------------------------------------
+
+    /// This node's name.
+    pub fn name(&self) -> &str {
+        &self.shared().name
+    }
+
+    /// The generation of this life of the node.
+    pub fn generation(&self) -> u64 {
+        self.shared().generation
+    }
+
+    /// The address the socket is bound to.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.shared().local_addr
+    }
+
+    /// Live members (alive or suspect), excluding this node.
+    pub fn members(&self) -> Vec<Member> {
+        self.shared().lock().node.members()
+    }
+
+    /// Every member known, including dead and left ones not yet forgotten.
+    pub fn all_members(&self) -> Vec<Member> {
+        self.shared().lock().node.all_members()
+    }
+
+    /// What this node believes of one member.
+    pub fn member(&self, name: &str) -> Option<Member> {
+        self.shared().lock().node.member(name)
+    }
+
+    /// This node's own record as it announces it.
+    pub fn self_record(&self) -> Member {
+        self.shared().lock().node.self_record()
+    }
+
+    /// Order-independent hash of the live membership as this node sees it (itself included):
+    /// equal on two nodes that agree.
+    pub fn membership_digest(&self) -> u64 {
+        self.shared().lock().node.membership_digest()
+    }
+
+    /// A snapshot of the protocol counters.
+    pub fn metrics(&self) -> Metrics {
+        self.shared().lock().node.metrics()
+    }
+
+    /// A snapshot of the driver's socket counters.
+    pub fn io_metrics(&self) -> IoMetrics {
+        self.shared().lock().io.clone()
+    }
+
+    /// Largest payload [`broadcast`](Handle::broadcast) accepts.
+    pub fn max_broadcast_payload(&self) -> usize {
+        self.shared().lock().node.max_broadcast_payload()
+    }
+
+    /// Whether the node has left the cluster (it may still be lingering).
+    pub fn has_left(&self) -> bool {
+        self.shared().lock().node.has_left()
+    }
+
+    /// Whether the driver is still running (possibly lingering after a leave).
+    pub fn is_running(&self) -> bool {
+        self.shared().lock().phase != Phase::Stopped
+    }
+}
+
+/// Future returned by [`Handle::stopped`]: completes when the node's driver has stopped.
+#[derive(Debug)]
+#[must_use = "futures do nothing unless awaited"]
+pub struct Stopped {
+    shared: Arc<Shared>,
+}
+
+impl Future for Stopped {
+    type Output = ();
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
+        let mut st = self.shared.lock();
+        if st.phase == Phase::Stopped {
+            return Poll::Ready(());
+        }
+        if !st.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
+            st.stop_wakers.push(cx.waker().clone());
+        }
+        Poll::Pending
+    }
+}
