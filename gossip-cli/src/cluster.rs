@@ -32,6 +32,10 @@ pub struct ClusterArgs {
     /// Seconds of steady state to measure traffic and CPU over.
     #[arg(long, default_value_t = 10)]
     steady_s: u64,
+    /// SWIM suspicion multiplier: the minimum suspicion timeout is this × log10(N) × the probe
+    /// interval (memberlist LAN: 4).
+    #[arg(long, default_value_t = 4)]
+    suspicion_mult: u32,
     /// Seconds allowed for joining and for crash detection, each.
     #[arg(long, default_value_t = 120)]
     limit_s: u64,
@@ -48,8 +52,10 @@ struct Report {
     runtime: &'static str,
     probe_ms: u64,
     gossip_ms: u64,
+    suspicion_mult: u32,
     join_converged: bool,
     join_s: f64,
+    settle_s: f64,
     steady_s: u64,
     steady_bytes_per_node_s: f64,
     steady_packets_per_node_s: f64,
@@ -75,6 +81,7 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
         probe_interval: probe,
         probe_timeout: Config::lan().probe_timeout.min(probe / 2),
         gossip_interval: Duration::from_millis(args.gossip_ms),
+        suspicion_mult: args.suspicion_mult,
         ..Config::lan()
     };
     config.validate().map_err(|e| e.to_string())?;
@@ -110,6 +117,12 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
     let join_s = last_started.elapsed().as_secs_f64();
     let rss_after = local::resident_bytes().unwrap_or(0);
 
+    // Steady state begins once the join's rumors are spent (every rumor queue empty).
+    let settle_at = Instant::now();
+    local::wait_until(limit, Duration::from_millis(50), || handles.iter().all(|h| h.metrics().queued_rumors == 0))
+        .await;
+    let settle_s = settle_at.elapsed().as_secs_f64();
+
     // Steady state.
     let sum = |hs: &[gossip_tokio::Handle]| {
         hs.iter().fold((0u64, 0u64), |(b, p), h| {
@@ -118,11 +131,57 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         })
     };
     let (b0, p0) = sum(&handles);
+    let kinds0: Vec<[u64; 9]> = handles.iter().map(|h| h.metrics().messages_out).collect();
     let cpu0 = local::process_cpu_time();
     let t0 = Instant::now();
-    tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
+    if std::env::var_os("GOSSIP_CLUSTER_DEBUG").is_some() {
+        for _ in 0..args.steady_s {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let q: Vec<usize> = handles.iter().map(|h| h.metrics().queued_rumors).collect();
+            let pushed: u64 = handles.iter().map(|h| h.metrics().rumors_queued).sum();
+            let joins: u64 = handles.iter().map(|h| h.metrics().join_attempts).sum();
+            eprintln!("rumors queued so far {pushed}, join attempts {joins}");
+            let busy: Vec<(String, usize)> = handles
+                .iter()
+                .zip(&q)
+                .filter(|(_, &n)| n > 0)
+                .map(|(h, &n)| (h.name().to_owned(), n))
+                .take(5)
+                .collect();
+            eprintln!("queued rumors total {} max {:?} e.g. {busy:?}", q.iter().sum::<usize>(), q.iter().max());
+        }
+    } else {
+        tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
+    }
     let secs = t0.elapsed().as_secs_f64();
     let (b1, p1) = sum(&handles);
+    if std::env::var_os("GOSSIP_CLUSTER_DEBUG").is_some() {
+        let mut by_kind = [0u64; 9];
+        for h in &handles {
+            for (k, v) in h.metrics().message_bytes_out.iter().enumerate() {
+                by_kind[k] += v;
+            }
+        }
+        eprintln!("message bytes out by kind since start: {by_kind:?}");
+        let (mut sus, mut refu, mut fail, mut msgs) = (0, 0, 0, [0u64; 9]);
+        for h in &handles {
+            let m = h.metrics();
+            sus += m.suspicions_raised;
+            refu += m.refutations;
+            fail += m.probe_failures;
+            for (k, v) in m.messages_out.iter().enumerate() {
+                msgs[k] += v;
+            }
+        }
+        eprintln!("suspicions {sus} refutations {refu} probe failures {fail} messages out {msgs:?}");
+        let mut window = [0u64; 9];
+        for (h, k0) in handles.iter().zip(&kinds0) {
+            for (k, v) in h.metrics().messages_out.iter().enumerate() {
+                window[k] += v - k0[k];
+            }
+        }
+        eprintln!("messages out during the steady window: {window:?}");
+    }
     let cpu1 = local::process_cpu_time();
     let n = args.nodes as f64;
     let cpu = match (cpu0, cpu1) {
@@ -161,8 +220,10 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         runtime: args.runtime.name(),
         probe_ms: args.probe_ms,
         gossip_ms: args.gossip_ms,
+        suspicion_mult: args.suspicion_mult,
         join_converged: joined,
         join_s,
+        settle_s,
         steady_s: args.steady_s,
         steady_bytes_per_node_s: (b1 - b0) as f64 / n / secs,
         steady_packets_per_node_s: (p1 - p0) as f64 / n / secs,

@@ -57,6 +57,9 @@ pub struct SimArgs {
     /// Protocol preset.
     #[arg(long, value_enum, default_value_t = Preset::Lan)]
     preset: Preset,
+    /// Override the preset's suspicion multiplier.
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
     /// Print one JSON object (one line) for the run-set instead of a table.
     #[arg(long)]
     json: bool,
@@ -93,6 +96,11 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         Preset::Wan => Config::wan(),
         Preset::Local => Config::local(),
     };
+    let config = match args.suspicion_mult {
+        Some(m) => Config { suspicion_mult: m, ..config },
+        None => config,
+    };
+    config.validate().map_err(|e| e.to_string())?;
     let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);

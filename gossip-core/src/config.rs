@@ -78,6 +78,10 @@ pub struct Config {
     /// timeout from max toward min as independent suspicions confirm it.
     /// (memberlist: `SuspicionMaxTimeoutMult`)
     pub suspicion_max_timeout_mult: u32,
+    /// Lifeguard: independent confirmations after which a suspicion's timeout has fallen from
+    /// the maximum to the minimum (memberlist derives it as `suspicion_mult - 2`; here it is
+    /// its own setting so a short minimum can keep a cautious start). 0: always the minimum.
+    pub suspicion_confirmations: u32,
     /// Each rumor is retransmitted at most `retransmit_mult * ceil(log10(N + 1))` times.
     /// (memberlist: `RetransmitMult`)
     pub retransmit_mult: u32,
@@ -140,6 +144,7 @@ impl Config {
             indirect_checks: 3,
             suspicion_mult: 4,
             suspicion_max_timeout_mult: 6,
+            suspicion_confirmations: 2,
             retransmit_mult: 4,
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
@@ -167,6 +172,7 @@ impl Config {
             probe_interval: Duration::from_secs(5),
             probe_timeout: Duration::from_secs(3),
             suspicion_mult: 6,
+            suspicion_confirmations: 4,
             gossip_interval: Duration::from_millis(500),
             gossip_fanout: 4,
             push_pull_interval: Some(Duration::from_secs(60)),
@@ -183,6 +189,7 @@ impl Config {
             probe_timeout: Duration::from_millis(200),
             indirect_checks: 1,
             suspicion_mult: 3,
+            suspicion_confirmations: 1,
             retransmit_mult: 2,
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Some(Duration::from_secs(15)),

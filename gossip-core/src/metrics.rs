@@ -94,6 +94,8 @@ pub struct Metrics {
     pub suspicions_raised: u64,
     /// Suspicions that ran out and declared a member dead, here.
     pub suspicions_confirmed: u64,
+    /// Membership rumors queued (news worth spreading, including this node's own).
+    pub rumors_queued: u64,
     /// Rumors dropped because the queue was full.
     pub rumors_evicted: u64,
     /// Join attempts sent to seeds.
@@ -102,6 +104,10 @@ pub struct Metrics {
     pub health_score: u32,
     /// Gauge: members believed alive or suspect, excluding this node.
     pub live_members: usize,
+    /// Gauge: membership rumors waiting to be (re)transmitted.
+    pub queued_rumors: usize,
+    /// Gauge: user broadcasts waiting to be (re)transmitted.
+    pub queued_broadcasts: usize,
 }
 
 impl Metrics {

@@ -292,6 +292,7 @@ impl<A: Address> Node<A> {
             }
         }
         self.fire_suspicion_checks(now);
+        self.fire_checks(now);
         self.fire_suspicions(now);
         self.fire_relays(now);
         self.metrics.health_score = self.health.score();
@@ -300,10 +301,16 @@ impl<A: Address> Node<A> {
 
     /// Earliest pending deadline of any timer.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.timers.next(), self.suspicion_deadlines.first().map(|(t, _)| *t), self.swim.next_relay_deadline()]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.timers.next(),
+            self.suspicion_deadlines.first().map(|(t, _)| *t),
+            self.suspicion_checks.first().map(|(t, _)| *t),
+            self.swim.next_relay_deadline(),
+            self.swim.next_check_deadline(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     fn fire(&mut self, now: Instant, timer: Timer) {
@@ -528,6 +535,8 @@ impl<A: Address> Node<A> {
         let mut m = self.metrics.clone();
         m.health_score = self.health.score();
         m.live_members = self.members.live_count();
+        m.queued_rumors = self.dissemination.members.len();
+        m.queued_broadcasts = self.dissemination.broadcasts.len();
         m
     }
 
@@ -659,6 +668,7 @@ impl<A: Address> Node<A> {
     pub(crate) fn queue_self_rumor(&mut self, failure_news: bool) {
         use crate::dissemination::Priority;
         let p = if failure_news { Priority::Failure } else { Priority::Routine };
+        self.metrics.rumors_queued += 1;
         self.dissemination.members.push(SELF_KEY, p);
     }
 

@@ -192,6 +192,7 @@ impl<A: Address> Node<A> {
     }
 
     pub(crate) fn queue_member_rumor(&mut self, slot: Slot, priority: Priority) {
+        self.metrics.rumors_queued += 1;
         if self.dissemination.members.push(slot, priority).is_some() {
             self.metrics.rumors_evicted += 1;
         }
@@ -202,13 +203,16 @@ impl<A: Address> Node<A> {
         let n = self.members.live_count() + 1;
         let min = suspicion::min_timeout(self.config.suspicion_mult, n, self.config.probe_interval);
         let (max, k) = if self.config.lifeguard {
-            (min * self.config.suspicion_max_timeout_mult, self.config.suspicion_mult.saturating_sub(2))
+            (min * self.config.suspicion_max_timeout_mult, self.config.suspicion_confirmations)
         } else {
             (min, 0)
         };
         let s = Suspicion::new(now, min, max, k, accuser);
         self.suspicion_deadlines.insert((s.deadline, slot));
-        self.suspicion_checks.insert((now + min / 2, slot));
+        // Check on the suspect ourselves at a random moment in the first half of the minimum
+        // timeout (spread out so a large cluster does not ping it all at once).
+        let check_at = now + (min / 2).mul_f64(rand::Rng::random::<f64>(&mut self.rng));
+        self.suspicion_checks.insert((check_at, slot));
         self.suspicions.insert(slot, s);
     }
 
@@ -230,9 +234,11 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Halfway through the minimum timeout, ping each suspect once, carrying the suspicion: a live
-    /// suspect answers with its current record even if we missed its refutation (under loss a
-    /// node can miss every copy of a refutation rumor), so one lost rumor cannot kill it.
+    /// Early in a suspicion, ping the suspect once ourselves, carrying the suspicion (buddy
+    /// system). A live suspect acks and answers with its current record even if we missed its
+    /// refutation (under loss a node can miss every copy of a refutation rumor); a dead one
+    /// stays silent, and that silence is our own independent confirmation (see
+    /// [`Node::fire_checks`]), which brings the timeout down toward the minimum.
     pub(crate) fn fire_suspicion_checks(&mut self, now: Instant) {
         while let Some(&(at, slot)) = self.suspicion_checks.first() {
             if at > now {
@@ -244,11 +250,36 @@ impl<A: Address> Node<A> {
                 continue;
             };
             let (dest, target) = (m.addr.clone(), m.name.clone());
-            let mut messages = vec![crate::wire::Message::Ping { seq: self.swim.untracked_seq(), target }];
+            let seq = self.swim.start_check(slot, now + self.config.probe_timeout);
+            let mut messages = vec![crate::wire::Message::Ping { seq, target }];
             if let Some(rumor) = self.member_rumor_for(slot) {
                 messages.push(rumor);
             }
             self.outbox.push_back(crate::node::Outgoing { dest, messages, piggyback: true });
+        }
+    }
+
+    /// Check probes that got no ack in time. Like a regular probe: first helpers are asked to
+    /// try too; only if they also stay silent is it our independent confirmation of the
+    /// suspicion (a lost datagram alone must not speed up a live member's removal).
+    pub(crate) fn fire_checks(&mut self, now: Instant) {
+        for (seq, slot, escalated) in self.swim.expired_checks(now) {
+            let Some(m) = self.members.get(slot).filter(|m| m.state == MemberState::Suspect) else { continue };
+            if escalated {
+                let me = self.name.clone();
+                self.confirm_suspicion(slot, &me);
+                continue;
+            }
+            let (target, target_addr) = (m.name.clone(), m.addr.clone());
+            for h in self.pick_members(self.config.indirect_checks, Some(slot)) {
+                if let Some(helper) = self.members.get(h) {
+                    let dest = helper.addr.clone();
+                    let message =
+                        crate::wire::Message::PingReq { seq, target: target.clone(), target_addr: target_addr.clone() };
+                    self.outbox.push_back(crate::node::Outgoing { dest, messages: vec![message], piggyback: true });
+                }
+            }
+            self.swim.escalate_check(seq, now + self.config.probe_timeout);
         }
     }
 

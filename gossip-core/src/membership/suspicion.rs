@@ -44,7 +44,8 @@ pub(crate) fn min_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
 
 impl Suspicion {
     pub fn new(now: Instant, min: Duration, max: Duration, k: u32, accuser: CompactString) -> Self {
-        Suspicion { started: now, min, max, k, accusers: vec![accuser.clone()], deadline: now + max, announce: accuser }
+        let deadline = now + timeout(min, max, 0, k);
+        Suspicion { started: now, min, max, k, accusers: vec![accuser.clone()], deadline, announce: accuser }
     }
 
     /// Counts an accuser; returns true if it is new (an independent confirmation), in which
@@ -93,5 +94,12 @@ mod tests {
         assert!(s.confirm("c"));
         assert_eq!(s.deadline, t0 + Duration::from_secs(4));
         assert!(!s.confirm("d"));
+    }
+
+    #[test]
+    fn without_expected_confirmations_the_timeout_is_the_minimum() {
+        let t0 = Instant::now();
+        let s = Suspicion::new(t0, Duration::from_secs(2), Duration::from_secs(12), 0, "a".into());
+        assert_eq!(s.deadline, t0 + Duration::from_secs(2));
     }
 }

@@ -92,6 +92,10 @@ pub(crate) struct Swim<A> {
     probe: Option<Probe>,
     relays: BTreeMap<u32, Relay<A>>,
     relay_deadlines: BTreeSet<(Instant, u32)>,
+    /// Check probes of suspects awaiting an ack: seq → (suspect slot, whether helpers were
+    /// already asked).
+    checks: BTreeMap<u32, (Slot, bool)>,
+    check_deadlines: BTreeSet<(Instant, u32)>,
 }
 
 impl<A> Default for Swim<A> {
@@ -103,6 +107,8 @@ impl<A> Default for Swim<A> {
             probe: None,
             relays: BTreeMap::new(),
             relay_deadlines: BTreeSet::new(),
+            checks: BTreeMap::new(),
+            check_deadlines: BTreeSet::new(),
         }
     }
 }
@@ -120,9 +126,46 @@ impl<A> Swim<A> {
         self.relay_deadlines.first().map(|(t, _)| *t)
     }
 
-    /// A sequence number for a ping whose ack nobody waits for.
-    pub fn untracked_seq(&mut self) -> u32 {
-        self.next_seq()
+    /// Starts a check probe of suspect `slot`; returns its sequence number.
+    pub fn start_check(&mut self, slot: Slot, deadline: Instant) -> u32 {
+        let seq = self.next_seq();
+        if self.checks.len() < MAX_RELAYS {
+            self.checks.insert(seq, (slot, false));
+            self.check_deadlines.insert((deadline, seq));
+        }
+        seq
+    }
+
+    /// Check probes whose deadline passed unanswered: (seq, slot, whether helpers were asked).
+    /// Those not yet escalated stay registered, to be escalated by the caller.
+    pub fn expired_checks(&mut self, now: Instant) -> Vec<(u32, Slot, bool)> {
+        let mut out = Vec::new();
+        while let Some(&(at, seq)) = self.check_deadlines.first() {
+            if at > now {
+                break;
+            }
+            self.check_deadlines.pop_first();
+            if let Some(&(slot, escalated)) = self.checks.get(&seq) {
+                if escalated {
+                    self.checks.remove(&seq);
+                }
+                out.push((seq, slot, escalated));
+            }
+        }
+        out
+    }
+
+    /// Marks a check probe as escalated to helpers, with a new deadline.
+    pub fn escalate_check(&mut self, seq: u32, deadline: Instant) {
+        if let Some(entry) = self.checks.get_mut(&seq) {
+            entry.1 = true;
+            self.check_deadlines.insert((deadline, seq));
+        }
+    }
+
+    /// Earliest check-ping deadline.
+    pub fn next_check_deadline(&self) -> Option<Instant> {
+        self.check_deadlines.first().map(|(t, _)| *t)
     }
 
     fn next_seq(&mut self) -> u32 {
@@ -243,6 +286,9 @@ impl<A: Address> Node<A> {
                 return;
             }
         }
+        if self.swim.checks.remove(&seq).is_some() {
+            return; // the suspect answered a check ping: no confirmation from us
+        }
         if let Some(relay) = self.swim.relays.remove(&seq) {
             self.swim.relay_deadlines.remove(&(relay.nack_at, seq));
             self.outbox.push_back(Outgoing {
@@ -297,6 +343,9 @@ impl<A: Address> Node<A> {
                 break;
             }
             self.swim.relay_deadlines.pop_first();
+            if self.swim.checks.remove(&seq).is_some() {
+                return; // the suspect answered a check ping: no confirmation from us
+            }
             if let Some(relay) = self.swim.relays.remove(&seq) {
                 if self.config.lifeguard {
                     self.outbox.push_back(Outgoing {
