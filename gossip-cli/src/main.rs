@@ -19,6 +19,7 @@ mod agent;
 mod cluster;
 mod demo;
 mod local;
+mod plot;
 mod sim;
 
 use clap::{Parser, Subcommand};

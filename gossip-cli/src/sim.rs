@@ -10,6 +10,8 @@ use gossip_sim::scenarios::{self, Common};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::plot::{self, Chart, Line};
+
 /// Which experiment to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
@@ -60,6 +62,9 @@ pub struct SimArgs {
     /// Override the preset's suspicion multiplier.
     #[arg(long)]
     suspicion_mult: Option<u32>,
+    /// Also write an SVG chart of the experiment to this file.
+    #[arg(long, value_name = "FILE.svg")]
+    plot: Option<std::path::PathBuf>,
     /// Print one JSON object (one line) for the run-set instead of a table.
     #[arg(long)]
     json: bool,
@@ -104,20 +109,83 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
-    let out = match args.scenario {
-        Scenario::Join => render(&scenarios::join(&common, Duration::from_secs(args.limit_s), tick), args.json),
-        Scenario::Failure => render(&scenarios::failure(&common, tick), args.json),
-        Scenario::Partition => {
-            render(&scenarios::partition(&common, Duration::from_secs(args.hold_s), tick), args.json)
+    let (out, chart) = match args.scenario {
+        Scenario::Join => {
+            let r = scenarios::join(&common, Duration::from_secs(args.limit_s), tick);
+            let chart = Chart::Lines {
+                title: format!("join: {} nodes through one seed (first run)", r.nodes),
+                x_label: "virtual seconds".into(),
+                y_label: "fraction of nodes that see every member".into(),
+                lines: vec![Line { name: "complete views".into(), points: r.curve.clone() }],
+            };
+            (render(&r, args.json), chart)
         }
-        Scenario::Stall => render(&scenarios::stall(&common, Duration::from_secs(args.duration_s), tick), args.json),
+        Scenario::Failure => {
+            let r = scenarios::failure(&common, tick);
+            let chart = Chart::Lines {
+                title: format!("failure: {} nodes, {} crashes", r.nodes, r.runs),
+                x_label: "seconds after the crash".into(),
+                y_label: "fraction of runs".into(),
+                lines: vec![
+                    Line { name: "first suspicion raised".into(), points: cdf(&r.first_detect_s_runs) },
+                    Line { name: "every survivor declared it dead".into(), points: cdf(&r.detect_all_s_runs) },
+                ],
+            };
+            (render(&r, args.json), chart)
+        }
+        Scenario::Partition => {
+            let r = scenarios::partition(&common, Duration::from_secs(args.hold_s), tick);
+            let chart = Chart::Lines {
+                title: format!("partition: {} nodes split 50/50 for {} s, then healed (first run)", r.nodes, r.hold_s),
+                x_label: "seconds since the split".into(),
+                y_label: "members seen per node (mean)".into(),
+                lines: vec![Line { name: "view size".into(), points: r.curve.clone() }],
+            };
+            (render(&r, args.json), chart)
+        }
+        Scenario::Stall => {
+            let r = scenarios::stall(&common, Duration::from_secs(args.duration_s), tick);
+            let chart = Chart::Bars {
+                title: format!("stall: {} nodes, {} runs: healthy members declared dead", r.nodes, r.runs),
+                y_label: "declarations".into(),
+                bars: vec![
+                    ("Lifeguard".into(), r.false_dead_healthy_lifeguard as f64),
+                    ("plain SWIM".into(), r.false_dead_healthy_plain as f64),
+                ],
+            };
+            (render(&r, args.json), chart)
+        }
         Scenario::Churn => {
-            render(&scenarios::churn(&common, args.rate, Duration::from_secs(args.duration_s), tick), args.json)
+            let r = scenarios::churn(&common, args.rate, Duration::from_secs(args.duration_s), tick);
+            let chart = Chart::Lines {
+                title: format!(
+                    "churn: {} nodes, {} changes/s for {} s (first run)",
+                    r.nodes, r.rate_per_s, r.duration_s
+                ),
+                x_label: "virtual seconds".into(),
+                y_label: "members".into(),
+                lines: vec![
+                    Line { name: "running".into(), points: r.curve.iter().map(|c| (c.0, c.1)).collect() },
+                    Line { name: "seen per node (mean)".into(), points: r.curve.iter().map(|c| (c.0, c.2)).collect() },
+                ],
+            };
+            (render(&r, args.json), chart)
         }
     };
+    if let Some(path) = &args.plot {
+        plot::write(path, &chart).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
     bar.finish_and_clear();
     out!("{}", out?);
     Ok(())
+}
+
+/// Empirical CDF of `xs`: (value, fraction of samples at most that value).
+fn cdf(xs: &[f64]) -> Vec<(f64, f64)> {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    let n = v.len().max(1) as f64;
+    v.iter().enumerate().map(|(i, &x)| (x, (i + 1) as f64 / n)).collect()
 }
 
 /// A progress bar on a terminal; hidden otherwise (and with --json).

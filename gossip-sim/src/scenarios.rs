@@ -96,6 +96,23 @@ pub struct JoinResult {
     pub wall_s: f64,
     /// Peak resident memory of the process, MiB.
     pub peak_rss_mib: f64,
+    /// First run: (virtual seconds, fraction of nodes that see every member), for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
+}
+
+/// Fraction of running nodes whose view holds as many live members as are running.
+fn fraction_complete(sim: &Sim) -> f64 {
+    let up = sim.up_ids();
+    let full = up.iter().filter(|&&id| sim.node(id).is_some_and(|n| n.live_count() + 1 == up.len())).count();
+    full as f64 / up.len().max(1) as f64
+}
+
+/// Mean live view size (members seen, itself included) over running nodes.
+fn mean_view(sim: &Sim) -> f64 {
+    let up = sim.up_ids();
+    let total: usize = up.iter().filter_map(|&id| sim.node(id).map(|n| n.live_count() + 1)).sum();
+    total as f64 / up.len().max(1) as f64
 }
 
 /// N nodes start within the first second and join through node 0.
@@ -104,6 +121,7 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
     let mut times = Vec::new();
     let mut packets = Vec::new();
     let mut all = true;
+    let mut curve = Vec::new();
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
@@ -118,7 +136,12 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
             sim.join(id, &[ids[0]]);
         }
         let step = if common.nodes > 2000 { Duration::from_millis(500) } else { Duration::from_millis(100) };
-        let ok = sim.run_until_cond(step, limit, Sim::converged);
+        let ok = sim.run_until_cond(step, limit, |s| {
+            if run == 0 {
+                curve.push((s.elapsed().as_secs_f64(), fraction_complete(s)));
+            }
+            s.converged()
+        });
         all &= ok;
         if ok {
             times.push(sim.elapsed().as_secs_f64());
@@ -149,6 +172,7 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
         packets_per_node: mean_sd(&packets).0,
         wall_s: wall.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_mib(),
+        curve,
     }
 }
 
@@ -179,6 +203,12 @@ pub struct FailureResult {
     pub false_dead: usize,
     /// Wall-clock seconds for all runs.
     pub wall_s: f64,
+    /// Per run: seconds from the crash to the first suspicion, for plots.
+    #[serde(skip)]
+    pub first_detect_s_runs: Vec<f64>,
+    /// Per run: seconds from the crash until every survivor declared it dead, for plots.
+    #[serde(skip)]
+    pub detect_all_s_runs: Vec<f64>,
 }
 
 fn first_time<'a>(trace: impl Iterator<Item = &'a TraceEntry>, pred: impl Fn(&TraceEntry) -> bool) -> Option<Duration> {
@@ -266,6 +296,8 @@ pub fn failure(common: &Common, mut progress: impl FnMut(usize)) -> FailureResul
         undetected_runs: undetected,
         false_dead,
         wall_s: wall.elapsed().as_secs_f64(),
+        first_detect_s_runs: first.iter().map(|p| p * probe).collect(),
+        detect_all_s_runs: all,
     }
 }
 
@@ -442,12 +474,16 @@ pub struct PartitionResult {
     pub lost_updates: usize,
     /// Wall-clock seconds.
     pub wall_s: f64,
+    /// First run: (virtual seconds since the split, mean members seen per node), for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64)>,
 }
 
 /// Split 50/50, hold, heal.
 pub fn partition(common: &Common, hold: Duration, mut progress: impl FnMut(usize)) -> PartitionResult {
     let wall = Instant::now();
     let (mut split, mut healed, mut unhealed, mut lost) = (vec![], vec![], 0, 0);
+    let mut curve = Vec::new();
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
@@ -470,7 +506,15 @@ pub fn partition(common: &Common, hold: Duration, mut progress: impl FnMut(usize
                 a_names.iter().all(|n| s.node(i).is_none_or(|x| x.member(n).is_none_or(|m| m.state.is_gone())))
             })
         };
-        let ok = sim.run_until_cond(Duration::from_millis(500), hold, sees_split);
+        let mut sample = |s: &Sim| {
+            if run == 0 {
+                curve.push(((s.elapsed() - split_at).as_secs_f64(), mean_view(s)));
+            }
+        };
+        let ok = sim.run_until_cond(Duration::from_millis(500), hold, |s| {
+            sample(s);
+            sees_split(s)
+        });
         if ok {
             split.push((sim.elapsed() - split_at).as_secs_f64());
         }
@@ -480,10 +524,17 @@ pub fn partition(common: &Common, hold: Duration, mut progress: impl FnMut(usize
         sim.restart(restarted);
         sim.leave(leaver);
         let rest = hold.saturating_sub(sim.elapsed() - split_at);
-        sim.run_for(rest);
+        let hold_end = sim.now() + rest;
+        sim.run_until_cond(Duration::from_millis(500), rest, |s| {
+            sample(s);
+            s.now() >= hold_end
+        });
         sim.heal();
         let heal_at = sim.elapsed();
-        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), Sim::converged);
+        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), |s| {
+            sample(s);
+            s.converged()
+        });
         if ok {
             healed.push((sim.elapsed() - heal_at).as_secs_f64());
         } else {
@@ -512,6 +563,7 @@ pub fn partition(common: &Common, hold: Duration, mut progress: impl FnMut(usize
         unhealed_runs: unhealed,
         lost_updates: lost,
         wall_s: wall.elapsed().as_secs_f64(),
+        curve,
     }
 }
 
@@ -538,12 +590,16 @@ pub struct ChurnResult {
     pub events_per_run: f64,
     /// Wall-clock seconds.
     pub wall_s: f64,
+    /// First run: (virtual seconds, running members, mean members seen), for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64, f64)>,
 }
 
 /// Joins, leaves, crashes and restarts at a rate; then quiet until convergence.
 pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress: impl FnMut(usize)) -> ChurnResult {
     let wall = Instant::now();
     let (mut all_ok, mut times, mut false_dead, mut events) = (true, vec![], 0, 0);
+    let mut curve = Vec::new();
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let (mut sim, mut ids) = new_cluster(seed, common, &common.config);
@@ -596,6 +652,9 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
             sim.run_for(tick);
             elapsed += tick;
             trace.extend(sim.take_trace().into_iter().filter(|e| matches!(e.event, Event::MemberDown(_))));
+            if run == 0 && (elapsed.as_millis() % 1000) < tick.as_millis() {
+                curve.push((sim.elapsed().as_secs_f64(), sim.up_ids().len() as f64, mean_view(&sim)));
+            }
         }
         // Left nodes keep running in the simulator until removed: stop them now.
         for id in sim.running_ids() {
@@ -604,7 +663,12 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
             }
         }
         let end = sim.elapsed();
-        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), Sim::converged);
+        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), |s| {
+            if run == 0 {
+                curve.push((s.elapsed().as_secs_f64(), s.up_ids().len() as f64, mean_view(s)));
+            }
+            s.converged()
+        });
         trace.extend(sim.take_trace().into_iter().filter(|e| matches!(e.event, Event::MemberDown(_))));
         all_ok &= ok;
         if ok {
@@ -626,5 +690,6 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
         false_dead,
         events_per_run: events as f64 / common.runs.max(1) as f64,
         wall_s: wall.elapsed().as_secs_f64(),
+        curve,
     }
 }
