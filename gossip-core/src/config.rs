@@ -85,6 +85,10 @@ pub struct Config {
     /// Each rumor is retransmitted at most `retransmit_mult * ceil(log10(N + 1))` times.
     /// (memberlist: `RetransmitMult`)
     pub retransmit_mult: u32,
+    /// User broadcasts are retransmitted at most `broadcast_retransmit_mult * ceil(log10(N + 1))`
+    /// times: more than membership rumors (which push-pull repairs) because nothing else
+    /// repairs a missed broadcast. (memberlist uses `RetransmitMult` for both.)
+    pub broadcast_retransmit_mult: u32,
     /// Time between two gossip rounds. (memberlist: `GossipInterval`)
     pub gossip_interval: Duration,
     /// Members a gossip round sends to. (memberlist: `GossipNodes`)
@@ -146,6 +150,7 @@ impl Config {
             suspicion_max_timeout_mult: 6,
             suspicion_confirmations: 2,
             retransmit_mult: 4,
+            broadcast_retransmit_mult: 12,
             gossip_interval: Duration::from_millis(200),
             gossip_fanout: 3,
             push_pull_interval: Some(Duration::from_secs(30)),
@@ -191,6 +196,7 @@ impl Config {
             suspicion_mult: 3,
             suspicion_confirmations: 1,
             retransmit_mult: 2,
+            broadcast_retransmit_mult: 8,
             gossip_interval: Duration::from_millis(100),
             push_pull_interval: Some(Duration::from_secs(15)),
             join_retry_initial: Duration::from_millis(200),
@@ -213,6 +219,7 @@ impl Config {
             ("suspicion_mult", u64::from(self.suspicion_mult)),
             ("suspicion_max_timeout_mult", u64::from(self.suspicion_max_timeout_mult)),
             ("retransmit_mult", u64::from(self.retransmit_mult)),
+            ("broadcast_retransmit_mult", u64::from(self.broadcast_retransmit_mult)),
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
             ("max_queued_rumors", self.max_queued_rumors as u64),
         ];

@@ -639,7 +639,7 @@ impl<A: Address> Node<A> {
 
     fn pack_broadcasts(&mut self, cap: usize, header_len: usize) {
         let keys: Vec<(CompactString, u64)> = self.dissemination.broadcasts.iter().take(64).cloned().collect();
-        let limit = self.retransmit_limit();
+        let limit = retransmit_limit(self.config.broadcast_retransmit_mult, self.members.live_count() + 1);
         for key in keys {
             if self.buf.len() + 8 > cap {
                 break;

@@ -254,3 +254,27 @@ fn dead_members_are_forgotten_after_reclaim_time_and_stale_gossip_does_not_resur
     assert!(sim.node(ids[1]).and_then(|n| n.member("n4")).is_none(), "stale gossip resurrected a forgotten member");
     assert!(sim.converged());
 }
+
+#[test]
+fn a_user_broadcast_reaches_every_node_exactly_once_despite_loss() {
+    for seed in 0..5 {
+        let net = NetConfig { loss: 0.1, duplicate: 0.05, ..NetConfig::default() };
+        let (mut sim, ids) = cluster(20 + seed, 100, Config::lan(), net);
+        sim.prime_converged();
+        sim.run_for(Duration::from_secs(2));
+        sim.take_trace();
+        let id = sim.broadcast(ids[3], b"hello".to_vec()).expect("accepted");
+        sim.run_for(Duration::from_secs(20));
+        let mut got = vec![0; ids.len()];
+        for e in sim.take_trace() {
+            if let Event::Broadcast { origin, id: i, .. } = &e.event {
+                if origin == "n3" && *i == id {
+                    got[e.node as usize] += 1;
+                }
+            }
+        }
+        for (node, &n) in got.iter().enumerate() {
+            assert_eq!(n, usize::from(node != 3), "seed {seed}: node {node} received the broadcast {n} times");
+        }
+    }
+}
