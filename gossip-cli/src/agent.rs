@@ -10,7 +10,7 @@ use gossip_core::{Config, Event, MemberRecord};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, BufReader};
 
-use crate::local::RuntimeKind;
+use crate::local::{self, RuntimeKind};
 
 /// Arguments of `gossip agent`.
 #[derive(Debug, Args)]
@@ -53,11 +53,7 @@ pub fn run(args: AgentArgs) -> Result<(), String> {
     if !args.set.is_empty() {
         return Err("--set: key/value state is not implemented yet (anti-entropy layer)".into());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let rt = local::runtime()?;
     rt.block_on(agent(args))
 }
 

@@ -85,11 +85,7 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
         ..Config::lan()
     };
     config.validate().map_err(|e| e.to_string())?;
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let rt = local::runtime()?;
     let report = rt.block_on(measure(&args, config))?;
     if args.json {
         out!("{}", serde_json::to_string(&report).map_err(|e| e.to_string())?);

@@ -59,11 +59,7 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     if !(3..=64).contains(&args.nodes) {
         return Err("--nodes must be between 3 and 64".into());
     }
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .map_err(|e| format!("cannot start tokio: {e}"))?;
+    let rt = local::runtime()?;
     rt.block_on(demo(args))
 }
 

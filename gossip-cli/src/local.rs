@@ -28,6 +28,15 @@ impl RuntimeKind {
     }
 }
 
+/// The tokio runtime the commands orchestrate from (two workers, I/O and time enabled).
+pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot start tokio: {e}"))
+}
+
 /// An event from node `node`, stamped when the forwarder saw it.
 pub type Stamped = (usize, Instant, EventItem);
 
