@@ -20,9 +20,13 @@ use crate::local::{self, RuntimeKind};
     leave            leave the cluster gracefully and exit\n  \
     set K V, del K, get NODE K   key/value state: arrives with the anti-entropy layer")]
 pub struct AgentArgs {
-    /// Address to bind (and advertise), e.g. 127.0.0.1:7946.
+    /// Address to bind, e.g. 127.0.0.1:7946 (or 0.0.0.0:7946 with --advertise).
     #[arg(long)]
     bind: SocketAddr,
+    /// Address others reach this node at, when it differs from --bind (required with an
+    /// unspecified bind address such as 0.0.0.0).
+    #[arg(long)]
+    advertise: Option<SocketAddr>,
     /// Seed to join through; repeatable.
     #[arg(long = "join")]
     join: Vec<SocketAddr>,
@@ -96,10 +100,18 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
     let name = args.name.clone().unwrap_or_else(|| args.bind.to_string());
     let (handle, mut events) = match args.runtime {
         RuntimeKind::Tokio => {
-            gossip_tokio::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone()).spawn()
+            let b = gossip_tokio::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone());
+            match args.advertise {
+                Some(a) => b.advertise(a).spawn(),
+                None => b.spawn(),
+            }
         }
         RuntimeKind::Smol => {
-            gossip_smol::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone()).spawn()
+            let b = gossip_smol::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone());
+            match args.advertise {
+                Some(a) => b.advertise(a).spawn(),
+                None => b.spawn(),
+            }
         }
     }
     .map_err(|e| e.to_string())?;

@@ -54,7 +54,8 @@ struct Report {
     gossip_ms: u64,
     suspicion_mult: u32,
     join_converged: bool,
-    join_s: f64,
+    /// `None` (null) if the join did not converge within the limit.
+    join_s: Option<f64>,
     settle_s: f64,
     steady_s: u64,
     steady_bytes_per_node_s: f64,
@@ -62,7 +63,8 @@ struct Report {
     steady_cpu_per_node: f64,
     memory_per_node_bytes: f64,
     crash_detected: bool,
-    detect_all_s: f64,
+    /// `None` (null) if not every survivor removed the crashed node within the limit.
+    detect_all_s: Option<f64>,
     false_removals: usize,
 }
 
@@ -218,7 +220,7 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         gossip_ms: args.gossip_ms,
         suspicion_mult: args.suspicion_mult,
         join_converged: joined,
-        join_s,
+        join_s: joined.then_some(join_s),
         settle_s,
         steady_s: args.steady_s,
         steady_bytes_per_node_s: (b1 - b0) as f64 / n / secs,
@@ -226,7 +228,7 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         steady_cpu_per_node: cpu,
         memory_per_node_bytes: rss_after.saturating_sub(rss_before) as f64 / n,
         crash_detected: detected,
-        detect_all_s,
+        detect_all_s: detected.then_some(detect_all_s),
         false_removals,
     })
 }

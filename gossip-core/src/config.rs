@@ -46,6 +46,14 @@ pub enum ConfigError {
     /// A probability is outside `[0, 1]`.
     #[error("`{0}` must be a probability between 0 and 1")]
     BadProbability(&'static str),
+    /// A value is larger than this implementation supports.
+    #[error("`{field}` is too large (at most {max})")]
+    TooLarge {
+        /// Which field.
+        field: &'static str,
+        /// The largest accepted value.
+        max: u64,
+    },
     /// A share is outside `(0, 1)`.
     #[error("`broadcast_share` must be between 0 and 1 exclusive, got {0}")]
     BadShare(f64),
@@ -114,6 +122,9 @@ pub struct Config {
     pub broadcast_share: f64,
     /// Most rumors kept queued; past it the most-retransmitted routine rumors are dropped.
     pub max_queued_rumors: usize,
+    /// Most members a node keeps track of (live, dead and left); records of further new
+    /// members are dropped and counted, so a flood of invented names cannot exhaust memory.
+    pub max_members: usize,
     /// Fraction added at random to every periodic timer (0.1 = up to +10 %), so that nodes
     /// started together do not tick in lockstep.
     pub timer_jitter: f64,
@@ -160,6 +171,7 @@ impl Config {
             max_inbound_size: 65_507,
             broadcast_share: 0.25,
             max_queued_rumors: 1024,
+            max_members: 100_000,
             timer_jitter: 0.1,
             join_retry_initial: Duration::from_millis(500),
             join_retry_max: Duration::from_secs(30),
@@ -222,6 +234,7 @@ impl Config {
             ("broadcast_retransmit_mult", u64::from(self.broadcast_retransmit_mult)),
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
             ("max_queued_rumors", self.max_queued_rumors as u64),
+            ("max_members", self.max_members as u64),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -242,6 +255,31 @@ impl Config {
         for (field, value) in durations {
             if value == Some(Duration::ZERO) {
                 return Err(ConfigError::ZeroDuration(field));
+            }
+        }
+        let counts = [
+            ("indirect_checks", self.indirect_checks as u64, 64),
+            ("gossip_fanout", self.gossip_fanout as u64, 64),
+            ("suspicion_mult", u64::from(self.suspicion_mult), 1_000),
+            ("suspicion_max_timeout_mult", u64::from(self.suspicion_max_timeout_mult), 1_000),
+            ("suspicion_confirmations", u64::from(self.suspicion_confirmations), 1_000),
+            ("retransmit_mult", u64::from(self.retransmit_mult), 1_000),
+            ("broadcast_retransmit_mult", u64::from(self.broadcast_retransmit_mult), 1_000),
+            ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier), 1_000),
+            ("max_queued_rumors", self.max_queued_rumors as u64, 1 << 20),
+            ("max_members", self.max_members as u64, 1 << 24),
+            ("mtu", self.mtu as u64, 65_507),
+            ("max_inbound_size", self.max_inbound_size as u64, 65_507),
+        ];
+        for (field, value, max) in counts {
+            if value > max {
+                return Err(ConfigError::TooLarge { field, max });
+            }
+        }
+        const DAY: Duration = Duration::from_secs(86_400);
+        for (field, value) in durations {
+            if value.is_some_and(|d| d > DAY) {
+                return Err(ConfigError::TooLarge { field, max: DAY.as_secs() });
             }
         }
         if self.probe_timeout >= self.probe_interval {
@@ -327,5 +365,9 @@ mod tests {
         assert!(matches!(c.validate(), Err(ConfigError::BadName { field: "zone", .. })));
         let c = Config { gossip_interval: Duration::ZERO, ..Config::lan() };
         assert_eq!(c.validate(), Err(ConfigError::ZeroDuration("gossip_interval")));
+        let c = Config { gossip_fanout: usize::MAX, ..Config::lan() };
+        assert!(matches!(c.validate(), Err(ConfigError::TooLarge { field: "gossip_fanout", .. })));
+        let c = Config { dead_reclaim_time: Duration::MAX, ..Config::lan() };
+        assert!(matches!(c.validate(), Err(ConfigError::TooLarge { field: "dead_reclaim_time", .. })));
     }
 }

@@ -5,8 +5,8 @@ use thiserror::Error;
 pub use crate::config::ConfigError;
 pub use crate::wire::DecodeError;
 
-/// Why `Node::handle_message` dropped a datagram. In every case nothing changed but the drop
-/// counter for the reason.
+/// Why `Node::handle_message` dropped a datagram. In every case nothing changed but the
+/// counters: datagrams and bytes received, and the drop counter for the reason.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
 #[non_exhaustive]
 pub enum HandleError {

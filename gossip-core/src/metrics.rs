@@ -4,15 +4,22 @@ use crate::wire::{DecodeError, MessageKind};
 
 /// Why an inbound datagram was dropped.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-#[allow(missing_docs)]
 pub enum DropReason {
+    /// The datagram was empty.
     Empty,
+    /// Longer than `max_inbound_size`.
     Oversized,
+    /// Written by a protocol version this build does not speak.
     UnknownVersion,
+    /// From another cluster (label mismatch).
     ForeignCluster,
+    /// Ended in the middle of a field.
     Truncated,
+    /// Not a valid encoding.
     Malformed,
+    /// A member name or zone in it is empty, too long or has control characters.
     InvalidName,
+    /// Claims to come from this node itself.
     FromSelf,
     /// A ping for another member arrived here (a different node now owns the address).
     WrongTarget,
@@ -78,7 +85,8 @@ pub struct Metrics {
     pub message_bytes_in: [u64; 9],
     /// Encoded bytes of messages sent, by kind.
     pub message_bytes_out: [u64; 9],
-    /// Dropped datagrams, by [`DropReason`] index.
+    /// Dropped datagrams, by [`DropReason`] index (for [`DropReason::WrongTarget`]: dropped
+    /// pings, counted per message).
     pub drops: [u64; 9],
     /// Direct probes started.
     pub probes: u64,
@@ -96,6 +104,11 @@ pub struct Metrics {
     pub suspicions_confirmed: u64,
     /// Membership rumors queued (news worth spreading, including this node's own).
     pub rumors_queued: u64,
+    /// Records of new members dropped because the table held `max_members` already.
+    pub members_refused: u64,
+    /// Views (push-pull answers, join replies) not sent because the same peer got one
+    /// moments ago.
+    pub views_throttled: u64,
     /// Rumors dropped because the queue was full.
     pub rumors_evicted: u64,
     /// Join attempts sent to seeds.

@@ -143,6 +143,9 @@ pub struct Node<A: Address> {
     /// them, with the time each record may be dropped.
     pub(crate) forgotten: HashMap<CompactString, (u64, u32), ahash::RandomState>,
     pub(crate) forgotten_order: VecDeque<(Instant, CompactString)>,
+    /// When each peer was last sent a view in answer to a request (bounded; see
+    /// `Node::may_send_view`).
+    pub(crate) views_sent: HashMap<A, Instant, ahash::RandomState>,
     /// Peers' change watermarks from the last exchange that left views equal.
     pub(crate) sync_marks: HashMap<A, u32, ahash::RandomState>,
     buf: Vec<u8>,
@@ -169,7 +172,7 @@ impl<A: Address> Node<A> {
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
             suspicion_checks: BTreeSet::new(),
-            dissemination: Dissemination::new(config.max_queued_rumors),
+            dissemination: Dissemination::new(config.max_queued_rumors, keys),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             metrics: Metrics::default(),
@@ -181,6 +184,7 @@ impl<A: Address> Node<A> {
             gone: VecDeque::new(),
             forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),
             forgotten_order: VecDeque::new(),
+            views_sent: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[0], keys[3], keys[1], keys[2])),
             sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
             buf: Vec::with_capacity(config.mtu),
             rng,
@@ -277,14 +281,14 @@ impl<A: Address> Node<A> {
             Message::Member { record, accuser } => {
                 self.apply_record(now, record, accuser.as_ref(), Source::Gossip, Some(from))
             }
-            Message::SyncDigest { digest, since, .. } => self.on_sync_digest(from, digest, since),
+            Message::SyncDigest { digest, since, .. } => self.on_sync_digest(now, from, digest, since),
             Message::SyncPage { end, members } => self.on_sync_page(now, from, sender, end, members),
             Message::Broadcast { origin, id, payload } => self.on_broadcast(now, origin, id, payload),
         }
     }
 
-    /// Fires every timer due by `now`; returns the next deadline, or `None` if nothing is
-    /// scheduled (the node has left).
+    /// Fires every timer due by `now`; returns the next deadline. (After a leave the node
+    /// keeps gossiping so the news spreads: drop it when done.)
     pub fn poll_timer(&mut self, now: Instant) -> Option<Instant> {
         for timer in Timer::ALL {
             if self.timers.take_due(timer, now) {
@@ -673,8 +677,8 @@ impl<A: Address> Node<A> {
     }
 
     fn on_broadcast(&mut self, now: Instant, origin: CompactString, id: u64, payload: Vec<u8>) {
-        if origin == self.name {
-            return;
+        if origin == self.name || payload.len() > self.max_broadcast_payload() {
+            return; // ours, or too big to relay: a well-behaved origin never sends that
         }
         let key = (origin, id);
         if !self.dissemination.first_sighting(now, &key) {

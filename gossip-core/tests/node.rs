@@ -897,3 +897,48 @@ fn restarted_node_is_accepted_by_the_cluster() {
     }
     assert_eq!(c.nodes[2].live_count(), 2);
 }
+
+// ----- abuse resistance ------------------------------------------------------------------------
+
+#[test]
+fn an_accusation_from_the_future_is_ignored() {
+    let config = Config::lan();
+    let now = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, now);
+    let forged = MemberRecord { state: MemberState::Suspect, incarnation: u32::MAX, ..a.self_record() };
+    let bytes = datagram(&config.cluster_label, "b", &[member(forged)]);
+    assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
+    assert_eq!(a.self_record().incarnation, 0, "only this node raises its own incarnation");
+    assert_eq!(a.metrics().refutations, 0);
+}
+
+#[test]
+fn invented_members_cannot_grow_the_table_past_its_limit() {
+    let config = Config { max_members: 5, ..Config::lan() };
+    let now = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, now);
+    let records: Vec<Message<u32>> = (0..10).map(|i| member(record(&format!("m{i}"), 10 + i, GEN, 0))).collect();
+    let bytes = datagram(&config.cluster_label, "b", &records);
+    assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
+    assert_eq!(a.live_count(), 5);
+    assert_eq!(a.metrics().members_refused, 5);
+}
+
+#[test]
+fn a_datagram_full_of_view_requests_gets_one_view() {
+    let config = Config::lan();
+    let now = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, now);
+    let intro = datagram(&config.cluster_label, "b", &[member(record("b", 2, GEN, 0))]);
+    a.handle_message(now, 2, &intro).expect("b");
+    drain_transmits(&mut a);
+    let requests: Vec<Message<u32>> = (0..20).map(|_| Message::SyncDigest { digest: 1, count: 1, since: 0 }).collect();
+    let bytes = datagram(&config.cluster_label, "b", &requests);
+    assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
+    let pages: usize = drain_transmits(&mut a)
+        .iter()
+        .map(|t| decode(t, &config).iter().filter(|m| matches!(m, Message::SyncPage { .. })).count())
+        .sum();
+    assert_eq!(pages, 1, "one small view, not twenty");
+    assert_eq!(a.metrics().views_throttled, 19);
+}

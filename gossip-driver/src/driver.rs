@@ -259,7 +259,9 @@ impl Future for Driver {
         Self::dispatch_events(&mut st);
 
         if let Phase::Leaving { until } = st.phase {
-            if now >= until && this.unsent.is_none() {
+            if now >= until {
+                // A socket still pushing back after the linger must not keep us alive.
+                this.unsent = None;
                 st.finish();
                 return Poll::Ready(());
             }

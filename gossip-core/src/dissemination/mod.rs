@@ -45,11 +45,13 @@ pub(crate) struct Dissemination {
 }
 
 impl Dissemination {
-    pub fn new(capacity: usize) -> Self {
-        let hasher = || ahash::RandomState::with_seeds(5, 6, 7, 8);
+    /// Queues of at most `capacity` rumors each; `keys` seed the hash tables so that keys from
+    /// the network cannot be chosen to collide.
+    pub fn new(capacity: usize, keys: [u64; 4]) -> Self {
+        let hasher = || ahash::RandomState::with_seeds(keys[0], keys[2], keys[1], keys[3]);
         Dissemination {
-            members: RumorQueue::new(capacity),
-            broadcasts: RumorQueue::new(capacity),
+            members: RumorQueue::new(capacity, keys),
+            broadcasts: RumorQueue::new(capacity, keys),
             payloads: HashMap::with_hasher(hasher()),
             seen: HashSet::with_hasher(hasher()),
             seen_order: VecDeque::new(),

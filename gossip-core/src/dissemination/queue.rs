@@ -38,10 +38,10 @@ pub struct RumorQueue<K: Ord + Hash + Eq + Clone> {
 
 impl<K: Ord + Hash + Eq + Clone> RumorQueue<K> {
     /// An empty queue keeping at most `capacity` rumors.
-    pub fn new(capacity: usize) -> Self {
+    pub fn new(capacity: usize, keys: [u64; 4]) -> Self {
         RumorQueue {
             order: BTreeSet::new(),
-            ranks: HashMap::with_hasher(ahash::RandomState::with_seeds(1, 2, 3, 4)),
+            ranks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[2], keys[1], keys[0])),
             next_id: 0,
             capacity,
         }
@@ -120,7 +120,7 @@ mod tests {
 
     #[test]
     fn failure_news_first_then_fewest_transmits_then_newest() {
-        let mut q = RumorQueue::new(10);
+        let mut q = RumorQueue::new(10, [1, 2, 3, 4]);
         q.push(1u32, Priority::Routine);
         q.push(2, Priority::Routine);
         q.push(3, Priority::Failure);
@@ -131,7 +131,7 @@ mod tests {
 
     #[test]
     fn requeue_invalidates_and_limit_drops() {
-        let mut q = RumorQueue::new(10);
+        let mut q = RumorQueue::new(10, [1, 2, 3, 4]);
         q.push(1u32, Priority::Routine);
         q.sent(&1, 3);
         q.sent(&1, 3);
@@ -146,7 +146,7 @@ mod tests {
 
     #[test]
     fn capacity_evicts_least_urgent() {
-        let mut q = RumorQueue::new(2);
+        let mut q = RumorQueue::new(2, [1, 2, 3, 4]);
         q.push(1u32, Priority::Failure);
         q.push(2, Priority::Routine);
         q.sent(&2, 9);

@@ -93,6 +93,8 @@ impl<A: Address> Node<A> {
             MemberState::Suspect => {
                 if cur_state.is_gone() {
                     self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
+                    self.events
+                        .push_back(Event::MemberUp(MemberRecord { state: MemberState::Alive, ..record.clone() }));
                 }
                 let by = accuser.unwrap_or_else(|| CompactString::const_new("?"));
                 self.start_suspicion(now, slot, by);
@@ -119,6 +121,10 @@ impl<A: Address> Node<A> {
             }
             self.forgotten.remove(&record.name);
         }
+        if self.members.len() >= self.config.max_members {
+            self.metrics.members_refused += 1;
+            return;
+        }
         let slot = self.members.insert(&record);
         self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
         self.events.push_back(Event::MemberUp(record.clone()));
@@ -143,6 +149,13 @@ impl<A: Address> Node<A> {
             return; // an older life of ours (superseded by our own announcements), or we left
         }
         let accusation = matches!(record.state, MemberState::Suspect | MemberState::Dead);
+        if record.incarnation > self.incarnation {
+            // Only this node raises its own incarnation: a higher one is forged (or from a
+            // peer gone wrong). Following it could push us to u32::MAX, where no refutation
+            // can ever win again.
+            tracing::warn!(node = %self.name, incarnation = record.incarnation, "ignoring a record of ourselves from the future");
+            return;
+        }
         if accusation && record.incarnation < self.incarnation {
             // Already refuted, but this sender missed it: tell it directly, or it may declare
             // us dead on a stale suspicion when its timer runs out.
@@ -156,9 +169,7 @@ impl<A: Address> Node<A> {
             }
             return;
         }
-        if (accusation && record.incarnation >= self.incarnation)
-            || (!accusation && record.incarnation > self.incarnation)
-        {
+        if accusation {
             self.incarnation = record.incarnation.saturating_add(1);
             self.queue_self_rumor(true);
             if accusation {
@@ -264,7 +275,10 @@ impl<A: Address> Node<A> {
     /// suspicion (a lost datagram alone must not speed up a live member's removal).
     pub(crate) fn fire_checks(&mut self, now: Instant) {
         for (seq, slot, escalated) in self.swim.expired_checks(now) {
-            let Some(m) = self.members.get(slot).filter(|m| m.state == MemberState::Suspect) else { continue };
+            let Some(m) = self.members.get(slot).filter(|m| m.state == MemberState::Suspect) else {
+                self.swim.forget_check(seq);
+                continue;
+            };
             if escalated {
                 let me = self.name.clone();
                 self.confirm_suspicion(slot, &me);

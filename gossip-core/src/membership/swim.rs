@@ -155,6 +155,11 @@ impl<A> Swim<A> {
         out
     }
 
+    /// Drops a check probe (its suspicion was resolved).
+    pub fn forget_check(&mut self, seq: u32) {
+        self.checks.remove(&seq);
+    }
+
     /// Marks a check probe as escalated to helpers, with a new deadline.
     pub fn escalate_check(&mut self, seq: u32, deadline: Instant) {
         if let Some(entry) = self.checks.get_mut(&seq) {
@@ -320,7 +325,10 @@ impl<A: Address> Node<A> {
             return;
         }
         let seq = self.swim.next_seq();
-        let nack_at = now + self.config.probe_timeout;
+        // The requester asked us probe_timeout into its probe period and judges the probe at
+        // the period's end: nack well before then, or the nack arrives too late to count.
+        let window = self.config.probe_interval.saturating_sub(self.config.probe_timeout);
+        let nack_at = now + self.config.probe_timeout.min(window.mul_f64(0.8));
         self.swim.relays.insert(seq, Relay { origin: from.clone(), origin_seq, nack_at });
         self.swim.relay_deadlines.insert((nack_at, seq));
         let mut messages = vec![Message::Ping { seq, target: target.clone() }];
@@ -343,9 +351,6 @@ impl<A: Address> Node<A> {
                 break;
             }
             self.swim.relay_deadlines.pop_first();
-            if self.swim.checks.remove(&seq).is_some() {
-                return; // the suspect answered a check ping: no confirmation from us
-            }
             if let Some(relay) = self.swim.relays.remove(&seq) {
                 if self.config.lifeguard {
                     self.outbox.push_back(Outgoing {

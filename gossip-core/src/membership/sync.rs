@@ -72,7 +72,28 @@ impl<A: Address> Node<A> {
     /// A node asks to join through us: take its record and answer with our full view.
     pub(crate) fn on_join(&mut self, now: Instant, from: &A, record: MemberRecord<A>) {
         self.apply_record(now, record, None, Source::Gossip, None);
-        self.send_view(from.clone(), false, 0);
+        if self.may_send_view(now, from) {
+            self.send_view(from.clone(), false, 0);
+        }
+    }
+
+    /// Whether a requested view may go to `to` now: at most one per peer per quarter of a
+    /// gossip interval, so a datagram packed with requests (or a flood of them from a forged
+    /// address) cannot make this node send its whole view again and again.
+    pub(crate) fn may_send_view(&mut self, now: Instant, to: &A) -> bool {
+        let gap = self.config.gossip_interval / 4;
+        if self.views_sent.get(to).is_some_and(|&at| now.saturating_duration_since(at) < gap) {
+            self.metrics.views_throttled += 1;
+            return false;
+        }
+        if self.views_sent.len() >= 4096 {
+            self.views_sent.retain(|_, at| now.saturating_duration_since(*at) < gap);
+            if self.views_sent.len() >= 4096 {
+                self.views_sent.clear();
+            }
+        }
+        self.views_sent.insert(to.clone(), now);
+        true
     }
 
     /// Sends a digest of our view to a random member, or, in the first rounds after joining,
@@ -96,8 +117,8 @@ impl<A: Address> Node<A> {
         });
     }
 
-    pub(crate) fn on_sync_digest(&mut self, from: &A, digest: u64, since: u32) {
-        if digest != self.membership_digest() {
+    pub(crate) fn on_sync_digest(&mut self, now: Instant, from: &A, digest: u64, since: u32) {
+        if digest != self.membership_digest() && self.may_send_view(now, from) {
             self.send_view(from.clone(), true, since);
         }
     }
@@ -122,7 +143,7 @@ impl<A: Address> Node<A> {
             self.sync_marks.clear();
         }
         self.sync_marks.insert(from.clone(), end.mark);
-        if end.reply && end.digest != self.membership_digest() {
+        if end.reply && end.digest != self.membership_digest() && self.may_send_view(now, from) {
             self.send_view(from.clone(), false, 0);
         }
     }

@@ -28,6 +28,9 @@ impl<T> Address for T where
 /// Slot index in the table.
 pub(crate) type Slot = u32;
 
+/// Most distinct zone names a node records (zones are racks or datacenters: a few dozen).
+const MAX_ZONES: usize = 256;
+
 /// Position marker for members not in a live list.
 const NOT_LIVE: u32 = u32::MAX;
 
@@ -109,7 +112,7 @@ impl<A: Address> MemberTable<A> {
         if let Some(i) = self.zones.iter().position(|z| z == zone) {
             return i as u16;
         }
-        if self.zones.len() >= u16::MAX as usize {
+        if self.zones.len() >= MAX_ZONES {
             return 0; // absurd number of zones: treat the rest as "no zone"
         }
         self.zones.push(zone.into());
@@ -133,6 +136,11 @@ impl<A: Address> MemberTable<A> {
 
     pub fn get(&self, slot: Slot) -> Option<&Member<A>> {
         self.slots.get(slot as usize).and_then(Option::as_ref)
+    }
+
+    /// Number of members held, live or not.
+    pub fn len(&self) -> usize {
+        self.slots.len() - self.free.len()
     }
 
     /// Number of live (alive or suspect) members.

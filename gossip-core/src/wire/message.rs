@@ -162,16 +162,24 @@ pub enum Message<A> {
 
 /// Kinds of [`Message`], for metrics.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-#[allow(missing_docs)]
 pub enum MessageKind {
+    /// [`Message::Ping`].
     Ping,
+    /// [`Message::Ack`].
     Ack,
+    /// [`Message::Nack`].
     Nack,
+    /// [`Message::PingReq`].
     PingReq,
+    /// [`Message::Join`].
     Join,
+    /// [`Message::Member`].
     Member,
+    /// [`Message::SyncDigest`].
     SyncDigest,
+    /// [`Message::SyncPage`].
     SyncPage,
+    /// [`Message::Broadcast`].
     Broadcast,
 }
 
