@@ -278,3 +278,38 @@ fn a_user_broadcast_reaches_every_node_exactly_once_despite_loss() {
         }
     }
 }
+
+#[test]
+fn a_node_keeps_retrying_a_seed_that_is_down_and_joins_when_it_comes_up() {
+    let mut sim = Sim::new(11, NetConfig::default());
+    let seed = sim.add_node("seed", Config::lan());
+    let joiner = sim.add_node("joiner", Config::lan());
+    sim.crash(seed);
+    sim.join(joiner, &[seed]);
+    sim.run_for(Duration::from_secs(20));
+    let attempts = sim.node(joiner).map(|n| n.metrics().join_attempts).unwrap_or(0);
+    assert!(attempts >= 3, "join retried with backoff: {attempts} attempts");
+    assert!(attempts <= 8, "backoff keeps retries sparse: {attempts} attempts in 20 s");
+    assert!(sim.node(joiner).is_some_and(|n| n.is_joining()));
+    sim.restart(seed);
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+}
+
+#[test]
+fn a_node_that_finds_itself_alone_rejoins_through_its_seeds() {
+    let (mut sim, ids) = cluster(12, 10, Config::lan(), NetConfig::default());
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+    let lonely = ids[6];
+    let others: Vec<NodeId> = ids.iter().copied().filter(|&i| i != lonely).collect();
+    sim.partition(&[&[lonely], &others]);
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), |s| {
+        s.node(lonely).is_some_and(|n| n.live_count() == 0)
+    }));
+    // Alone, it goes back to its seed (here still unreachable) every rejoin interval.
+    let before = sim.node(lonely).map(|n| n.metrics().join_attempts).unwrap_or(0);
+    sim.run_for(Duration::from_secs(25));
+    let after = sim.node(lonely).map(|n| n.metrics().join_attempts).unwrap_or(0);
+    assert!(after > before, "a lonely node contacts its seeds again");
+    sim.heal();
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), Sim::converged));
+}
