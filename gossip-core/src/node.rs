@@ -233,6 +233,7 @@ impl<A: Address> Node<A> {
             }
         };
         let _span = tracing::trace_span!("handle_message", node = %self.name, from = %sender).entered();
+        self.note_sender(now, &sender);
         for (message, len) in messages {
             let kind = message.kind().index();
             self.metrics.messages_in[kind] += 1;

@@ -52,6 +52,10 @@ impl TimerTable {
         self.deadlines[timer as usize] = Some(at);
     }
 
+    pub fn get(&self, timer: Timer) -> Option<Instant> {
+        self.deadlines[timer as usize]
+    }
+
     pub fn stop(&mut self, timer: Timer) {
         self.deadlines[timer as usize] = None;
     }

@@ -78,13 +78,15 @@ impl<A: Address> Node<A> {
                 self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
                 self.events.push_back(Event::MemberUp(record.clone()));
                 tracing::debug!(node = %self.name, member = %record.name, "member up again");
-                Priority::Routine
+                // Undoing a death is as urgent as the death was, even when learned from a
+                // view exchange: after a partition it is what brings the two sides together.
+                Priority::Failure
             }
             MemberState::Alive => {
                 if cur_state == MemberState::Suspect || addr_changed || generation_changed {
                     self.events.push_back(Event::MemberUpdated(record.clone()));
                 }
-                if cur_state == MemberState::Suspect {
+                if cur_state == MemberState::Suspect || generation_changed {
                     Priority::Failure
                 } else {
                     Priority::Routine

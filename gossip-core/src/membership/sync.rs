@@ -148,6 +148,21 @@ impl<A: Address> Node<A> {
         }
     }
 
+    /// A datagram arrived from `sender`. If we believe it dead, the network between us works
+    /// again (a partition healed): reach out to the other dead members soon instead of at the
+    /// next reconnect tick.
+    pub(crate) fn note_sender(&mut self, now: Instant, sender: &str) {
+        let Some(slot) = self.members.find(sender) else { return };
+        if self.members.get(slot).is_some_and(|m| m.state == MemberState::Dead)
+            && self.config.reconnect_interval.is_some()
+        {
+            let soon = now + self.config.gossip_interval;
+            if self.timers.get(Timer::Reconnect).is_none_or(|at| at > soon) {
+                self.timers.set(Timer::Reconnect, soon);
+            }
+        }
+    }
+
     /// Exchange views with a member believed dead: heals partitions.
     pub(crate) fn reconnect_tick(&mut self) {
         if self.gone.is_empty() {
