@@ -109,6 +109,12 @@ pub struct Metrics {
     /// Views (push-pull answers, join replies) not sent because the same peer got one
     /// moments ago.
     pub views_throttled: u64,
+    /// Full membership views sent (join replies, first exchanges, reconnections).
+    pub views_full: u64,
+    /// Views sent as the changes since a watermark.
+    pub views_delta: u64,
+    /// Member records sent in views, full or delta.
+    pub view_records: u64,
     /// Rumors dropped because the queue was full.
     pub rumors_evicted: u64,
     /// Join attempts sent to seeds.

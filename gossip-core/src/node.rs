@@ -146,6 +146,9 @@ pub struct Node<A: Address> {
     /// When each peer was last sent a view in answer to a request (bounded; see
     /// `Node::may_send_view`).
     pub(crate) views_sent: HashMap<A, Instant, ahash::RandomState>,
+    /// Our own change watermark when each peer's view last equalled ours: what it already
+    /// holds of our records.
+    pub(crate) peer_marks: HashMap<A, u32, ahash::RandomState>,
     /// Peers' change watermarks from the last exchange that left views equal.
     pub(crate) sync_marks: HashMap<A, u32, ahash::RandomState>,
     buf: Vec<u8>,
@@ -185,6 +188,7 @@ impl<A: Address> Node<A> {
             forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),
             forgotten_order: VecDeque::new(),
             views_sent: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[0], keys[3], keys[1], keys[2])),
+            peer_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[0], keys[3], keys[1])),
             sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
             buf: Vec::with_capacity(config.mtu),
             rng,

@@ -159,6 +159,20 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
                 }
             }
             eprintln!("messages in by kind: {by_kind:?}\nbytes in by kind: {bytes:?}");
+            let (mut full, mut delta, mut records) = (0, 0, 0);
+            let mut seed_records = 0;
+            for id in sim.up_ids() {
+                if let Some(n) = sim.node(id) {
+                    let m = n.metrics();
+                    full += m.views_full;
+                    delta += m.views_delta;
+                    records += m.view_records;
+                    if id == ids[0] {
+                        seed_records = m.view_records;
+                    }
+                }
+            }
+            eprintln!("views: {full} full, {delta} delta, {records} records ({seed_records} from the seed)");
         }
         progress(run + 1);
     }

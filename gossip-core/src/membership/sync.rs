@@ -131,6 +131,7 @@ impl<A: Address> Node<A> {
         end: Option<ViewEnd>,
         members: Vec<MemberRecord<A>>,
     ) {
+        let was_joining = self.joining;
         for record in members {
             self.apply_record(now, record, None, Source::Sync, Some(from));
         }
@@ -143,9 +144,26 @@ impl<A: Address> Node<A> {
             self.sync_marks.clear();
         }
         self.sync_marks.insert(from.clone(), end.mark);
-        if end.reply && end.digest != self.membership_digest() && self.may_send_view(now, from) {
-            self.send_view(from.clone(), false, 0);
+        let mine = self.membership_digest();
+        let first_from_seed = self.seeds.contains(from) && !self.peer_marks.contains_key(from);
+        if end.digest == mine || was_joining || first_from_seed {
+            // Our views are equal (or this is a seed's first view, answering our join: what we
+            // knew before came from the seed's own rumors): the sender holds every record we
+            // have changed so far.
+            self.note_peer_knows(from);
+        } else if end.reply && self.may_send_view(now, from) {
+            // Send back what changed here since the peer last saw our view (all, if never).
+            let since = self.peer_marks.get(from).copied().unwrap_or(0);
+            self.send_view(from.clone(), false, since);
         }
+    }
+
+    /// Remembers that `peer` holds every record we have changed so far.
+    fn note_peer_knows(&mut self, peer: &A) {
+        if self.peer_marks.len() >= MAX_SYNC_MARKS {
+            self.peer_marks.clear();
+        }
+        self.peer_marks.insert(peer.clone(), self.members.changes());
     }
 
     /// A datagram arrived from `sender`. If we believe it dead, the network between us works
@@ -192,6 +210,12 @@ impl<A: Address> Node<A> {
         let records = std::iter::once(self.self_record())
             .chain(self.members.changed_since(since).filter_map(|s| self.members.record(s)))
             .collect::<Vec<_>>();
+        if since == 0 {
+            self.metrics.views_full += 1;
+        } else {
+            self.metrics.views_delta += 1;
+        }
+        self.metrics.view_records += records.len() as u64;
         let mut pages: Vec<Vec<MemberRecord<A>>> = vec![Vec::new()];
         let mut used = 0;
         for record in records {
@@ -205,6 +229,9 @@ impl<A: Address> Node<A> {
                 page.push(record);
             }
         }
+        // Once these pages arrive the peer holds all we have; if some are lost, exchanges with
+        // other members (which start from zero) repair the gap.
+        self.note_peer_knows(&dest);
         let last = pages.len() - 1;
         for (i, members) in pages.into_iter().enumerate() {
             self.outbox.push_back(Outgoing {
