@@ -149,6 +149,8 @@ pub struct Node<A: Address> {
     /// Our own change watermark when each peer's view last equalled ours: what it already
     /// holds of our records.
     pub(crate) peer_marks: HashMap<A, u32, ahash::RandomState>,
+    /// The peer whose multi-page view is being merged, and our change watermark before it.
+    pub(crate) merging: Option<(A, u32)>,
     /// Peers' change watermarks from the last exchange that left views equal.
     pub(crate) sync_marks: HashMap<A, u32, ahash::RandomState>,
     buf: Vec<u8>,
@@ -188,6 +190,7 @@ impl<A: Address> Node<A> {
             forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),
             forgotten_order: VecDeque::new(),
             views_sent: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[0], keys[3], keys[1], keys[2])),
+            merging: None,
             peer_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[0], keys[3], keys[1])),
             sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
             buf: Vec::with_capacity(config.mtu),

@@ -132,6 +132,12 @@ impl<A: Address> Node<A> {
         members: Vec<MemberRecord<A>>,
     ) {
         let was_joining = self.joining;
+        // Changes made while merging this peer's view came from it: a reply leaves them out.
+        let merge_start = match &self.merging {
+            Some((peer, start)) if peer == from => *start,
+            _ => self.members.changes(),
+        };
+        self.merging = if end.is_some() { None } else { Some((from.clone(), merge_start)) };
         for record in members {
             self.apply_record(now, record, None, Source::Sync, Some(from));
         }
@@ -152,9 +158,10 @@ impl<A: Address> Node<A> {
             // have changed so far.
             self.note_peer_knows(from);
         } else if end.reply && self.may_send_view(now, from) {
-            // Send back what changed here since the peer last saw our view (all, if never).
+            // Send back what changed here since the peer last saw our view (all, if never),
+            // except what we just learned from it.
             let since = self.peer_marks.get(from).copied().unwrap_or(0);
-            self.send_view(from.clone(), false, since);
+            self.send_view_between(from.clone(), false, since, merge_start);
         }
     }
 
@@ -202,13 +209,19 @@ impl<A: Address> Node<A> {
     /// after watermark `since` (0: all). The last page carries our digest and watermark and,
     /// with `reply`, asks for the receiver's view back if the two still differ.
     pub(crate) fn send_view(&mut self, dest: A, reply: bool, since: u32) {
+        let until = self.members.changes();
+        self.send_view_between(dest, reply, since, until);
+    }
+
+    /// Like [`Node::send_view`], but only members changed after `since` and up to `until`.
+    pub(crate) fn send_view_between(&mut self, dest: A, reply: bool, since: u32, until: u32) {
         let mut header = Vec::new();
         codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
         // Message tag, the view end and the length prefix take at most 32 bytes.
         let room = self.config.mtu.saturating_sub(header.len() + 32);
         let end = ViewEnd { digest: self.membership_digest(), mark: self.members.changes(), reply };
         let records = std::iter::once(self.self_record())
-            .chain(self.members.changed_since(since).filter_map(|s| self.members.record(s)))
+            .chain(self.members.changed_between(since, until).filter_map(|s| self.members.record(s)))
             .collect::<Vec<_>>();
         if since == 0 {
             self.metrics.views_full += 1;
