@@ -313,3 +313,25 @@ fn a_node_that_finds_itself_alone_rejoins_through_its_seeds() {
     sim.heal();
     assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), Sim::converged));
 }
+
+#[test]
+fn a_member_joining_through_a_node_that_is_itself_joining_is_seen_by_all() {
+    // c joins through b while b is still joining through a: a must still learn of c, even
+    // though b's first exchange with a happens after c arrived.
+    let config = Config {
+        probe_interval: Duration::from_millis(400),
+        probe_timeout: Duration::from_millis(200),
+        gossip_interval: Duration::from_millis(100),
+        ..Config::local()
+    };
+    for seed in 0..20 {
+        let mut sim = Sim::new(seed, NetConfig::default());
+        let a = sim.add_node("a", config.clone());
+        let b = sim.add_node("b", config.clone());
+        let c = sim.add_node("c", config.clone());
+        sim.join(b, &[a]);
+        sim.join(c, &[b]);
+        let ok = sim.run_until_cond(Duration::from_millis(50), Duration::from_secs(10), Sim::converged);
+        assert!(ok, "seed {seed}: a sees c: {}", sim.node(a).is_some_and(|n| n.member("c").is_some()));
+    }
+}

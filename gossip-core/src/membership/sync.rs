@@ -131,7 +131,6 @@ impl<A: Address> Node<A> {
         end: Option<ViewEnd>,
         members: Vec<MemberRecord<A>>,
     ) {
-        let was_joining = self.joining;
         // Changes made while merging this peer's view came from it: a reply leaves them out.
         let merge_start = match &self.merging {
             Some((peer, start)) if peer == from => *start,
@@ -151,11 +150,9 @@ impl<A: Address> Node<A> {
         }
         self.sync_marks.insert(from.clone(), end.mark);
         let mine = self.membership_digest();
-        let first_from_seed = self.seeds.contains(from) && !self.peer_marks.contains_key(from);
-        if end.digest == mine || was_joining || first_from_seed {
-            // Our views are equal (or this is a seed's first view, answering our join: what we
-            // knew before came from the seed's own rumors): the sender holds every record we
-            // have changed so far.
+        if end.digest == mine {
+            // Our views are equal: the sender holds every record we have changed so far. (Not
+            // assumed after a join reply: others may have joined through us meanwhile.)
             self.note_peer_knows(from);
         } else if end.reply && self.may_send_view(now, from) {
             // Send back what changed here since the peer last saw our view (all, if never),

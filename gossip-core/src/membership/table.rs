@@ -244,12 +244,12 @@ impl<A: Address> MemberTable<A> {
         self.changes
     }
 
-    /// Members changed after watermark `since` and up to `until` (all of them for `since` 0
-    /// or a watermark from the future, e.g. one handed out before this node restarted).
+    /// Members changed after watermark `since` and up to `until` (a watermark from the future,
+    /// e.g. one handed out before this node restarted, counts as 0).
     pub fn changed_between(&self, since: u32, until: u32) -> impl Iterator<Item = Slot> + '_ {
-        let all = since == 0 || since > self.changes;
+        let since = if since > self.changes { 0 } else { since };
         self.iter().filter_map(move |(slot, _)| {
-            (all || self.stamps.get(slot as usize).is_some_and(|&s| s > since && s <= until)).then_some(slot)
+            self.stamps.get(slot as usize).is_some_and(|&s| s > since && s <= until).then_some(slot)
         })
     }
 
