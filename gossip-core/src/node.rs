@@ -600,7 +600,7 @@ impl<A: Address> Node<A> {
             // An accuser keeps its own accusation in circulation until it is resolved: if its
             // transmissions were spent while it was cut off, the suspect would never hear of
             // it, never refute, and be declared dead on a stale suspicion.
-            let own = self.suspicions.get(&key).is_some_and(|s| s.accusers.first() == Some(&self.name));
+            let own = self.suspicions.get(&key).is_some_and(|s| s.accusations.accusers.first() == Some(&self.name));
             if own && !self.dissemination.members.contains(&key) {
                 self.dissemination.members.push(key, crate::dissemination::Priority::Failure);
             }
@@ -610,7 +610,7 @@ impl<A: Address> Node<A> {
     pub(crate) fn member_rumor_for(&self, key: u32) -> Option<Message<A>> {
         let record = if key == SELF_KEY { self.self_record() } else { self.members.record(key)? };
         let accuser = if record.state == MemberState::Suspect {
-            self.suspicions.get(&key).map(|s| s.announce.clone())
+            self.suspicions.get(&key).map(|s| s.accusations.announce.clone())
         } else {
             None
         };

@@ -24,7 +24,7 @@ use crate::event::Event;
 use crate::node::{Node, Source};
 use crate::wire::{MemberRecord, MemberState};
 
-use self::suspicion::Suspicion;
+use self::suspicion::{Accusations, Suspicion};
 use self::table::{Address, Slot};
 
 impl<A: Address> Node<A> {
@@ -220,8 +220,8 @@ impl<A: Address> Node<A> {
         } else {
             (min, 0)
         };
-        let s = Suspicion::new(now, min, max, k, accuser);
-        self.suspicion_deadlines.insert((s.deadline, slot));
+        let s = Suspicion { started: now, accusations: Accusations::new(min, max, k, accuser) };
+        self.suspicion_deadlines.insert((s.deadline(), slot));
         // Check on the suspect ourselves at a random moment in the first half of the minimum
         // timeout (spread out so a large cluster does not ping it all at once).
         let check_at = now + (min / 2).mul_f64(rand::Rng::random::<f64>(&mut self.rng));
@@ -231,9 +231,9 @@ impl<A: Address> Node<A> {
 
     pub(crate) fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
         let Some(s) = self.suspicions.get_mut(&slot) else { return };
-        let before = s.deadline;
-        if s.confirm(accuser) {
-            let after = s.deadline;
+        let before = s.deadline();
+        if s.accusations.confirm(accuser) {
+            let after = s.deadline();
             self.suspicion_deadlines.remove(&(before, slot));
             self.suspicion_deadlines.insert((after, slot));
             // Independent confirmations are news too: others speed up their timers.
@@ -243,7 +243,7 @@ impl<A: Address> Node<A> {
 
     pub(crate) fn clear_suspicion(&mut self, slot: Slot) {
         if let Some(s) = self.suspicions.remove(&slot) {
-            self.suspicion_deadlines.remove(&(s.deadline, slot));
+            self.suspicion_deadlines.remove(&(s.deadline(), slot));
         }
     }
 

@@ -8,21 +8,54 @@ use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 
-/// One member under suspicion.
+/// Who accuses a suspect, and the timeout that follows (no instants: pure logic).
 #[derive(Debug, Clone)]
-pub(crate) struct Suspicion {
-    pub started: Instant,
+pub(crate) struct Accusations {
     pub min: Duration,
     pub max: Duration,
-    /// Expected confirmations (`suspicion_mult - 2`).
+    /// Expected confirmations (Lifeguard's k).
     pub k: u32,
     /// Who suspects it (the first accuser first); confirmations are counted once each.
     pub accusers: Vec<CompactString>,
-    /// When it is declared dead, unless refuted.
-    pub deadline: Instant,
     /// Accuser named when this node gossips the suspicion: the latest confirmation it
     /// learned of, so others count independent accusers too.
     pub announce: CompactString,
+}
+
+impl Accusations {
+    pub fn new(min: Duration, max: Duration, k: u32, accuser: CompactString) -> Self {
+        Accusations { min, max, k, accusers: vec![accuser.clone()], announce: accuser }
+    }
+
+    /// Suspicion timeout given the confirmations counted so far.
+    pub fn timeout(&self) -> Duration {
+        timeout(self.min, self.max, self.accusers.len() as u32 - 1, self.k)
+    }
+
+    /// Counts an accuser; returns true if it is new (an independent confirmation), in which
+    /// case the timeout may have shrunk.
+    pub fn confirm(&mut self, accuser: &str) -> bool {
+        if self.accusers.len() as u32 > self.k || self.accusers.iter().any(|a| a == accuser) {
+            return false;
+        }
+        self.accusers.push(accuser.into());
+        self.announce = accuser.into();
+        true
+    }
+}
+
+/// One member under suspicion since `started`.
+#[derive(Debug, Clone)]
+pub(crate) struct Suspicion {
+    pub started: Instant,
+    pub accusations: Accusations,
+}
+
+impl Suspicion {
+    /// When the member is declared dead, unless refuted.
+    pub fn deadline(&self) -> Instant {
+        self.started + self.accusations.timeout()
+    }
 }
 
 /// Timeout after `n` confirmations out of `k` expected.
@@ -40,26 +73,6 @@ pub(crate) fn timeout(min: Duration, max: Duration, n: u32, k: u32) -> Duration 
 pub(crate) fn min_timeout(mult: u32, n: usize, interval: Duration) -> Duration {
     let scale = (n.max(1) as f64).log10().max(1.0);
     interval.mul_f64(f64::from(mult) * scale)
-}
-
-impl Suspicion {
-    pub fn new(now: Instant, min: Duration, max: Duration, k: u32, accuser: CompactString) -> Self {
-        let deadline = now + timeout(min, max, 0, k);
-        Suspicion { started: now, min, max, k, accusers: vec![accuser.clone()], deadline, announce: accuser }
-    }
-
-    /// Counts an accuser; returns true if it is new (an independent confirmation), in which
-    /// case the deadline may have moved closer.
-    pub fn confirm(&mut self, accuser: &str) -> bool {
-        if self.accusers.len() as u32 > self.k || self.accusers.iter().any(|a| a == accuser) {
-            return false;
-        }
-        self.accusers.push(accuser.into());
-        self.announce = accuser.into();
-        let n = self.accusers.len() as u32 - 1;
-        self.deadline = self.started + timeout(self.min, self.max, n, self.k);
-        true
-    }
 }
 
 #[cfg(test)]
@@ -86,20 +99,19 @@ mod tests {
 
     #[test]
     fn confirmations_are_counted_once() {
-        let t0 = Instant::now();
-        let mut s = Suspicion::new(t0, Duration::from_secs(4), Duration::from_secs(24), 2, "a".into());
+        let mut s = Accusations::new(Duration::from_secs(4), Duration::from_secs(24), 2, "a".into());
+        assert_eq!(s.timeout(), Duration::from_secs(24));
         assert!(!s.confirm("a"));
         assert!(s.confirm("b"));
         assert!(!s.confirm("b"));
         assert!(s.confirm("c"));
-        assert_eq!(s.deadline, t0 + Duration::from_secs(4));
+        assert_eq!(s.timeout(), Duration::from_secs(4));
         assert!(!s.confirm("d"));
     }
 
     #[test]
     fn without_expected_confirmations_the_timeout_is_the_minimum() {
-        let t0 = Instant::now();
-        let s = Suspicion::new(t0, Duration::from_secs(2), Duration::from_secs(12), 0, "a".into());
-        assert_eq!(s.deadline, t0 + Duration::from_secs(2));
+        let s = Accusations::new(Duration::from_secs(2), Duration::from_secs(12), 0, "a".into());
+        assert_eq!(s.timeout(), Duration::from_secs(2));
     }
 }
