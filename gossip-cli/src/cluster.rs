@@ -129,57 +129,11 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         })
     };
     let (b0, p0) = sum(&handles);
-    let kinds0: Vec<[u64; 9]> = handles.iter().map(|h| h.metrics().messages_out).collect();
     let cpu0 = local::process_cpu_time();
     let t0 = Instant::now();
-    if std::env::var_os("GOSSIP_CLUSTER_DEBUG").is_some() {
-        for _ in 0..args.steady_s {
-            tokio::time::sleep(Duration::from_secs(1)).await;
-            let q: Vec<usize> = handles.iter().map(|h| h.metrics().queued_rumors).collect();
-            let pushed: u64 = handles.iter().map(|h| h.metrics().rumors_queued).sum();
-            let joins: u64 = handles.iter().map(|h| h.metrics().join_attempts).sum();
-            eprintln!("rumors queued so far {pushed}, join attempts {joins}");
-            let busy: Vec<(String, usize)> = handles
-                .iter()
-                .zip(&q)
-                .filter(|(_, &n)| n > 0)
-                .map(|(h, &n)| (h.name().to_owned(), n))
-                .take(5)
-                .collect();
-            eprintln!("queued rumors total {} max {:?} e.g. {busy:?}", q.iter().sum::<usize>(), q.iter().max());
-        }
-    } else {
-        tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
-    }
+    tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
     let secs = t0.elapsed().as_secs_f64();
     let (b1, p1) = sum(&handles);
-    if std::env::var_os("GOSSIP_CLUSTER_DEBUG").is_some() {
-        let mut by_kind = [0u64; 9];
-        for h in &handles {
-            for (k, v) in h.metrics().message_bytes_out.iter().enumerate() {
-                by_kind[k] += v;
-            }
-        }
-        eprintln!("message bytes out by kind since start: {by_kind:?}");
-        let (mut sus, mut refu, mut fail, mut msgs) = (0, 0, 0, [0u64; 9]);
-        for h in &handles {
-            let m = h.metrics();
-            sus += m.suspicions_raised;
-            refu += m.refutations;
-            fail += m.probe_failures;
-            for (k, v) in m.messages_out.iter().enumerate() {
-                msgs[k] += v;
-            }
-        }
-        eprintln!("suspicions {sus} refutations {refu} probe failures {fail} messages out {msgs:?}");
-        let mut window = [0u64; 9];
-        for (h, k0) in handles.iter().zip(&kinds0) {
-            for (k, v) in h.metrics().messages_out.iter().enumerate() {
-                window[k] += v - k0[k];
-            }
-        }
-        eprintln!("messages out during the steady window: {window:?}");
-    }
     let cpu1 = local::process_cpu_time();
     let n = args.nodes as f64;
     let cpu = match (cpu0, cpu1) {

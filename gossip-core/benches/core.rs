@@ -35,12 +35,7 @@ fn record(i: u32, incarnation: u32) -> MemberRecord<u32> {
 }
 
 fn datagram(cluster: &str, sender: &str, messages: &[Message<u32>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    codec::encode_header(&mut out, cluster, sender);
-    for m in messages {
-        codec::encode_message(&mut out, m);
-    }
-    out
+    codec::encode_datagram(cluster, sender, messages)
 }
 
 fn new_node(name: &str, addr: u32, seed: u64, now: Instant) -> Node<u32> {

@@ -245,7 +245,7 @@ impl<A: Address> Node<A> {
             let kind = message.kind().index();
             self.metrics.messages_in[kind] += 1;
             self.metrics.message_bytes_in[kind] += len as u64;
-            self.on_message(now, &from, &sender, message);
+            self.on_message(now, &from, message);
         }
         Ok(())
     }
@@ -279,7 +279,7 @@ impl<A: Address> Node<A> {
         Ok((header.sender, messages))
     }
 
-    fn on_message(&mut self, now: Instant, from: &A, sender: &CompactString, message: Message<A>) {
+    fn on_message(&mut self, now: Instant, from: &A, message: Message<A>) {
         match message {
             Message::Ping { seq, target } => self.on_ping(from, seq, &target),
             Message::Ack { seq } => self.on_ack(now, seq),
@@ -290,7 +290,7 @@ impl<A: Address> Node<A> {
                 self.apply_record(now, record, accuser.as_ref(), Source::Gossip, Some(from))
             }
             Message::SyncDigest { digest, since, .. } => self.on_sync_digest(now, from, digest, since),
-            Message::SyncPage { end, members } => self.on_sync_page(now, from, sender, end, members),
+            Message::SyncPage { end, members } => self.on_sync_page(now, from, end, members),
             Message::Broadcast { origin, id, payload } => self.on_broadcast(now, origin, id, payload),
         }
     }
@@ -394,9 +394,7 @@ impl<A: Address> Node<A> {
             let header_len = self.buf.len();
             for m in &out.messages {
                 let len = codec::encode_message(&mut self.buf, m);
-                let kind = m.kind().index();
-                self.metrics.messages_out[kind] += 1;
-                self.metrics.message_bytes_out[kind] += len as u64;
+                self.count_sent(m.kind(), len);
             }
             if out.piggyback {
                 self.fill_piggyback(header_len);
@@ -639,9 +637,7 @@ impl<A: Address> Node<A> {
                 misses += 1;
                 continue;
             }
-            let kind = msg.kind().index();
-            self.metrics.messages_out[kind] += 1;
-            self.metrics.message_bytes_out[kind] += len as u64;
+            self.count_sent(msg.kind(), len);
             taken.push(key);
         }
         for key in stale {
@@ -669,11 +665,15 @@ impl<A: Address> Node<A> {
                 }
                 continue;
             }
-            let kind = msg.kind().index();
-            self.metrics.messages_out[kind] += 1;
-            self.metrics.message_bytes_out[kind] += len as u64;
+            self.count_sent(msg.kind(), len);
             self.dissemination.broadcast_sent(&key, limit);
         }
+    }
+
+    /// Counts one sent message of `kind`, `len` bytes encoded.
+    fn count_sent(&mut self, kind: crate::wire::MessageKind, len: usize) {
+        self.metrics.messages_out[kind.index()] += 1;
+        self.metrics.message_bytes_out[kind.index()] += len as u64;
     }
 
     /// Queues a rumor about this node itself.

@@ -22,12 +22,7 @@ fn new_node(config: Config, name: &str, addr: u32, now: Instant) -> Node<u32> {
 }
 
 fn datagram(cluster: &str, sender: &str, messages: &[Message<u32>]) -> Vec<u8> {
-    let mut out = Vec::new();
-    codec::encode_header(&mut out, cluster, sender);
-    for m in messages {
-        codec::encode_message(&mut out, m);
-    }
-    out
+    codec::encode_datagram(cluster, sender, messages)
 }
 
 fn record(name: &str, addr: u32, generation: u64, incarnation: u32) -> MemberRecord<u32> {
@@ -741,9 +736,8 @@ fn suspicion_of_self_is_refuted() {
     let mut accused = a.self_record();
     assert_eq!((accused.generation, accused.incarnation), (GEN, 0));
     accused.state = MemberState::Suspect;
-    let mut bytes = Vec::new();
-    codec::encode_header(&mut bytes, &config.cluster_label, "b");
-    codec::encode_message(&mut bytes, &Message::Member { record: accused.clone(), accuser: Some("x".into()) });
+    let bytes =
+        datagram(&config.cluster_label, "b", &[Message::Member { record: accused.clone(), accuser: Some("x".into()) }]);
     assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
     let me = a.self_record();
     assert_eq!(me.incarnation, 1);

@@ -309,7 +309,6 @@ impl Sim {
             n.node = None;
             n.held.clear();
             n.slow = None;
-            n.slow = None;
             n.stalled_until = None;
             n.wake_at = None;
         }
@@ -397,13 +396,13 @@ impl Sim {
     pub fn prime_converged(&mut self) {
         let records: Vec<_> = self.up_ids().iter().filter_map(|&id| self.node(id).map(|n| n.self_record())).collect();
         let label = self.nodes.first().map(|n| n.config.cluster_label.clone()).unwrap_or_default();
-        let mut datagrams = Vec::new();
-        for chunk in records.chunks(1000) {
-            let mut buf = Vec::new();
-            codec::encode_header(&mut buf, &label, "sim-primer");
-            codec::encode_message(&mut buf, &Message::SyncPage { end: None, members: chunk.to_vec() });
-            datagrams.push(buf);
-        }
+        let datagrams: Vec<Vec<u8>> = records
+            .chunks(1000)
+            .map(|chunk| {
+                let page = Message::SyncPage { end: None, members: chunk.to_vec() };
+                codec::encode_datagram(&label, "sim-primer", &[page])
+            })
+            .collect();
         let now = self.now;
         for id in self.up_ids() {
             if let Some(node) = self.node_mut(id) {

@@ -147,33 +147,6 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
             times.push(sim.elapsed().as_secs_f64());
         }
         packets.push(sim.stats().sent as f64 / common.nodes as f64);
-        if std::env::var_os("GOSSIP_SIM_DEBUG").is_some() {
-            let (mut by_kind, mut bytes) = ([0u64; 9], [0u64; 9]);
-            for id in sim.up_ids() {
-                if let Some(n) = sim.node(id) {
-                    let m = n.metrics();
-                    for k in 0..9 {
-                        by_kind[k] += m.messages_in[k];
-                        bytes[k] += m.message_bytes_in[k];
-                    }
-                }
-            }
-            eprintln!("messages in by kind: {by_kind:?}\nbytes in by kind: {bytes:?}");
-            let (mut full, mut delta, mut records) = (0, 0, 0);
-            let mut seed_records = 0;
-            for id in sim.up_ids() {
-                if let Some(n) = sim.node(id) {
-                    let m = n.metrics();
-                    full += m.views_full;
-                    delta += m.views_delta;
-                    records += m.view_records;
-                    if id == ids[0] {
-                        seed_records = m.view_records;
-                    }
-                }
-            }
-            eprintln!("views: {full} full, {delta} delta, {records} records ({seed_records} from the seed)");
-        }
         progress(run + 1);
     }
     JoinResult {

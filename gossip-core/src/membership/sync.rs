@@ -2,14 +2,14 @@
 //!
 //! A joining node sends its record to its seeds (retrying with exponential backoff) until one
 //! answers with its full view. Periodically each node sends a random member a hash of its
-//! view; only if the hashes differ do the two exchange full views, paged to the MTU. A node
+//! view; only if the hashes differ do the two exchange views, paged to the MTU: all of it the
+//! first time, later only what changed since the last exchange (change watermarks). A node
 //! also periodically exchanges views with a member it believes dead, so the two sides of a
 //! healed partition learn of each other and refute; and a node that finds itself alone
 //! contacts its seeds again.
 
 use std::time::Instant;
 
-use compact_str::CompactString;
 use rand::Rng;
 
 use crate::event::Event;
@@ -123,14 +123,7 @@ impl<A: Address> Node<A> {
         }
     }
 
-    pub(crate) fn on_sync_page(
-        &mut self,
-        now: Instant,
-        from: &A,
-        _sender: &CompactString,
-        end: Option<ViewEnd>,
-        members: Vec<MemberRecord<A>>,
-    ) {
+    pub(crate) fn on_sync_page(&mut self, now: Instant, from: &A, end: Option<ViewEnd>, members: Vec<MemberRecord<A>>) {
         // Changes made while merging this peer's view came from it: a reply leaves them out.
         let merge_start = match &self.merging {
             Some((peer, start)) if peer == from => *start,
@@ -145,10 +138,7 @@ impl<A: Address> Node<A> {
         // We now hold everything the sender had up to its watermark: next time, what changed
         // after it is enough. (If a page was lost, exchanges with other members, which start
         // from zero, repair the gap.)
-        if self.sync_marks.len() >= MAX_SYNC_MARKS {
-            self.sync_marks.clear();
-        }
-        self.sync_marks.insert(from.clone(), end.mark);
+        remember_mark(&mut self.sync_marks, from, end.mark);
         let mine = self.membership_digest();
         if end.digest == mine {
             // Our views are equal: the sender holds every record we have changed so far. (Not
@@ -164,10 +154,8 @@ impl<A: Address> Node<A> {
 
     /// Remembers that `peer` holds every record we have changed so far.
     fn note_peer_knows(&mut self, peer: &A) {
-        if self.peer_marks.len() >= MAX_SYNC_MARKS {
-            self.peer_marks.clear();
-        }
-        self.peer_marks.insert(peer.clone(), self.members.changes());
+        let mark = self.members.changes();
+        remember_mark(&mut self.peer_marks, peer, mark);
     }
 
     /// A datagram arrived from `sender`. If we believe it dead, the network between us works
@@ -251,4 +239,13 @@ impl<A: Address> Node<A> {
             });
         }
     }
+}
+
+/// Records a watermark for `peer` in a map bounded to [`MAX_SYNC_MARKS`] peers (forgetting all
+/// marks when full only costs a full exchange next time).
+fn remember_mark<A: Address>(marks: &mut hashbrown::HashMap<A, u32, ahash::RandomState>, peer: &A, mark: u32) {
+    if marks.len() >= MAX_SYNC_MARKS && !marks.contains_key(peer) {
+        marks.clear();
+    }
+    marks.insert(peer.clone(), mark);
 }

@@ -101,6 +101,17 @@ pub fn encode_message<A: Serialize>(out: &mut Vec<u8>, message: &Message<A>) -> 
     out.len() - before
 }
 
+/// A whole datagram: header, then `messages` back to back. (The node packs its own datagrams
+/// to the MTU; this is for tools, tests and simulators that craft one.)
+pub fn encode_datagram<A: Serialize>(cluster: &str, sender: &str, messages: &[Message<A>]) -> Vec<u8> {
+    let mut out = Vec::new();
+    encode_header(&mut out, cluster, sender);
+    for m in messages {
+        encode_message(&mut out, m);
+    }
+    out
+}
+
 /// Encoded length of one message.
 pub fn encoded_len<A: Serialize>(message: &Message<A>) -> usize {
     postcard::experimental::serialized_size(message).unwrap_or(usize::MAX)
@@ -145,12 +156,7 @@ mod tests {
     use crate::wire::{MemberRecord, MemberState};
 
     fn datagram(messages: &[Message<u32>]) -> Vec<u8> {
-        let mut out = Vec::new();
-        encode_header(&mut out, "c", "node-a");
-        for m in messages {
-            encode_message(&mut out, m);
-        }
-        out
+        encode_datagram("c", "node-a", messages)
     }
 
     fn sample() -> Vec<Message<u32>> {
