@@ -33,9 +33,9 @@ pub struct ClusterArgs {
     #[arg(long, default_value_t = 10)]
     steady_s: u64,
     /// SWIM suspicion multiplier: the minimum suspicion timeout is this × log10(N) × the probe
-    /// interval (memberlist LAN: 4).
-    #[arg(long, default_value_t = 4)]
-    suspicion_mult: u32,
+    /// interval (default: the LAN preset's, 1; memberlist LAN: 4).
+    #[arg(long)]
+    suspicion_mult: Option<u32>,
     /// Seconds allowed for joining and for crash detection, each.
     #[arg(long, default_value_t = 120)]
     limit_s: u64,
@@ -79,11 +79,13 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
         return Err("--probe-ms and --gossip-ms must be positive".into());
     }
     let probe = Duration::from_millis(args.probe_ms);
+    let probe_timeout = Config::lan().probe_timeout.min(probe / 2);
     let config = Config {
         probe_interval: probe,
-        probe_timeout: Config::lan().probe_timeout.min(probe / 2),
+        probe_timeout,
+        min_probe_timeout: Config::lan().min_probe_timeout.min(probe_timeout),
         gossip_interval: Duration::from_millis(args.gossip_ms),
-        suspicion_mult: args.suspicion_mult,
+        suspicion_mult: args.suspicion_mult.unwrap_or(Config::lan().suspicion_mult),
         ..Config::lan()
     };
     config.validate().map_err(|e| e.to_string())?;
@@ -172,7 +174,7 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         runtime: args.runtime.name(),
         probe_ms: args.probe_ms,
         gossip_ms: args.gossip_ms,
-        suspicion_mult: args.suspicion_mult,
+        suspicion_mult: config.suspicion_mult,
         join_converged: joined,
         join_s: joined.then_some(join_s),
         settle_s,

@@ -98,6 +98,9 @@ pub struct Metrics {
     pub nacks_received: u64,
     /// Suspicions of itself this node refuted.
     pub refutations: u64,
+    /// Newer records sent straight back to a member that gossiped an accusation the accused
+    /// had already refuted.
+    pub corrections_sent: u64,
     /// Suspicions this node raised.
     pub suspicions_raised: u64,
     /// Suspicions that ran out and declared a member dead, here.
@@ -121,6 +124,10 @@ pub struct Metrics {
     pub join_attempts: u64,
     /// Gauge: Lifeguard local health score (0 = healthy).
     pub health_score: u32,
+    /// Gauge: smoothed round-trip time of direct pings in microseconds (0 until measured).
+    pub rtt_us: u64,
+    /// Gauge: how long a direct ping waits for its ack now, in microseconds.
+    pub direct_probe_timeout_us: u64,
     /// Gauge: members believed alive or suspect, excluding this node.
     pub live_members: usize,
     /// Gauge: membership rumors waiting to be (re)transmitted.

@@ -37,6 +37,9 @@ pub struct Identity<A> {
     pub generation: u64,
 }
 
+/// How far down the outbox `poll_transmit` looks for more messages to the same destination.
+const COALESCE_SCAN: usize = 32;
+
 /// A message waiting to be packed into a datagram by `poll_transmit`.
 #[derive(Debug)]
 pub(crate) struct Outgoing<A> {
@@ -396,7 +399,8 @@ impl<A: Address> Node<A> {
                 let len = codec::encode_message(&mut self.buf, m);
                 self.count_sent(m.kind(), len);
             }
-            if out.piggyback {
+            let piggyback = out.piggyback | self.coalesce_direct(&out.dest);
+            if piggyback {
                 self.fill_piggyback(header_len);
             }
             if self.buf.len() == header_len {
@@ -407,6 +411,34 @@ impl<A: Address> Node<A> {
             return Some(Transmit { destination: out.dest, contents: self.buf.clone() });
         }
         None
+    }
+
+    /// Moves later queued messages for `dest` into the datagram being built while they fit
+    /// the MTU, so the replies one input produces travel together: an ack and the refutation
+    /// it answers arrive (or are lost) as one. Returns whether any of them allowed rumors.
+    fn coalesce_direct(&mut self, dest: &A) -> bool {
+        let mut piggyback = false;
+        let mut i = 0;
+        while i < self.outbox.len().min(COALESCE_SCAN) {
+            if self.outbox[i].dest != *dest {
+                i += 1;
+                continue;
+            }
+            let mark = self.buf.len();
+            let lens: Vec<usize> =
+                self.outbox[i].messages.iter().map(|m| codec::encode_message(&mut self.buf, m)).collect();
+            if self.buf.len() > self.config.mtu {
+                self.buf.truncate(mark);
+                break;
+            }
+            if let Some(next) = self.outbox.remove(i) {
+                for (m, len) in next.messages.iter().zip(lens) {
+                    self.count_sent(m.kind(), len);
+                }
+                piggyback |= next.piggyback;
+            }
+        }
+        piggyback
     }
 
     /// The next event, if any.
@@ -544,6 +576,8 @@ impl<A: Address> Node<A> {
     pub fn metrics(&self) -> Metrics {
         let mut m = self.metrics.clone();
         m.health_score = self.health.score();
+        m.rtt_us = self.swim.rtt.srtt().map_or(0, |d| d.as_micros() as u64);
+        m.direct_probe_timeout_us = self.health.scale(self.direct_probe_timeout()).as_micros() as u64;
         m.live_members = self.members.live_count();
         m.queued_rumors = self.dissemination.members.len();
         m.queued_broadcasts = self.dissemination.broadcasts.len();
@@ -595,10 +629,10 @@ impl<A: Address> Node<A> {
         let limit = self.retransmit_limit();
         for key in taken {
             self.dissemination.members.sent(&key, limit);
-            // An accuser keeps its own accusation in circulation until it is resolved: if its
+            // An accuser (or confirmer) keeps its own accusation in circulation until it is resolved: if its
             // transmissions were spent while it was cut off, the suspect would never hear of
             // it, never refute, and be declared dead on a stale suspicion.
-            let own = self.suspicions.get(&key).is_some_and(|s| s.accusations.accusers.first() == Some(&self.name));
+            let own = self.suspicions.get(&key).is_some_and(|s| s.accusations.accusers.contains(&self.name));
             if own && !self.dissemination.members.contains(&key) {
                 self.dissemination.members.push(key, crate::dissemination::Priority::Failure);
             }

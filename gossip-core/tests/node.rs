@@ -53,10 +53,14 @@ struct Cluster {
     now: Instant,
     /// Every datagram any node produced, with the index of its sender.
     sent: Vec<(usize, Transmit<u32>)>,
+    /// When each datagram of `sent` was sent.
+    sent_at: Vec<Instant>,
     /// Events drained from each node so far.
     events: Vec<Vec<Event<u32>>>,
     /// Deliver every datagram twice.
     duplicate: bool,
+    /// Crashed nodes: no timers, and datagrams to them are lost.
+    crashed: Vec<bool>,
 }
 
 impl Cluster {
@@ -65,7 +69,8 @@ impl Cluster {
         let nodes: Vec<Node<u32>> =
             names.iter().enumerate().map(|(i, name)| new_node(config.clone(), name, i as u32 + 1, now)).collect();
         let events = vec![Vec::new(); nodes.len()];
-        Cluster { nodes, now, sent: Vec::new(), events, duplicate: false }
+        let crashed = vec![false; nodes.len()];
+        Cluster { nodes, now, sent: Vec::new(), sent_at: Vec::new(), events, duplicate: false, crashed }
     }
 
     /// A cluster whose members have all joined through node 0 and know each other.
@@ -101,7 +106,7 @@ impl Cluster {
             for (from, t) in batch {
                 let copies = if self.duplicate { 2 } else { 1 };
                 if let Some(dest) = (t.destination as usize).checked_sub(1) {
-                    if let Some(node) = self.nodes.get_mut(dest) {
+                    if let Some(node) = self.nodes.get_mut(dest).filter(|_| !self.crashed[dest]) {
                         for _ in 0..copies {
                             // Errors are counted drops; the tests check the counters.
                             let _ = node.handle_message(self.now, from as u32 + 1, &t.contents);
@@ -109,6 +114,7 @@ impl Cluster {
                     }
                 }
                 self.sent.push((from, t));
+                self.sent_at.push(self.now);
             }
         }
         panic!("delivery did not quiesce");
@@ -124,8 +130,10 @@ impl Cluster {
     fn step(&mut self, d: Duration) {
         self.now += d;
         let now = self.now;
-        for n in &mut self.nodes {
-            n.poll_timer(now);
+        for (n, crashed) in self.nodes.iter_mut().zip(&self.crashed) {
+            if !crashed {
+                n.poll_timer(now);
+            }
         }
         self.pump();
     }
@@ -408,6 +416,15 @@ fn new_rejects_invalid_configs() {
             Some(NewNodeError::Config(ConfigError::ProbeTimeoutTooLong { timeout, interval: Duration::from_secs(1) }))
         );
     }
+    let (min, max) = (Duration::from_millis(600), Config::lan().probe_timeout);
+    assert_eq!(
+        reject(Config { min_probe_timeout: min, ..Config::lan() }),
+        Some(NewNodeError::Config(ConfigError::MinProbeTimeoutTooLong { min, max }))
+    );
+    assert_eq!(
+        reject(Config { min_probe_timeout: Duration::ZERO, ..Config::lan() }),
+        Some(NewNodeError::Config(ConfigError::ZeroDuration("min_probe_timeout")))
+    );
     let min = Config::lan().min_mtu();
     assert_eq!(
         reject(Config { mtu: min - 1, ..Config::lan() }),
@@ -780,6 +797,59 @@ fn suspicion_of_self_is_refuted() {
 }
 
 #[test]
+fn a_ping_carrying_a_suspicion_gets_its_ack_and_the_refutation_in_one_datagram() {
+    let config = Config::lan();
+    let now = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, now);
+    let intro = datagram(&config.cluster_label, "b", &[member(record("b", 2, GEN, 0))]);
+    a.handle_message(now, 2, &intro).expect("b");
+    let accused = MemberRecord { state: MemberState::Suspect, ..a.self_record() };
+    // The buddy system: b's ping to the suspect carries the suspicion.
+    let ping = datagram(
+        &config.cluster_label,
+        "b",
+        &[Message::Ping { seq: 9, target: "a".into() }, Message::Member { record: accused, accuser: Some("b".into()) }],
+    );
+    a.handle_message(now, 2, &ping).expect("ping");
+    let out = drain_transmits(&mut a);
+    assert_eq!(out.len(), 1, "ack and refutation travel together, so neither arrives without the other");
+    assert_eq!(out[0].destination, 2);
+    let messages = decode(&out[0], a.config());
+    assert!(messages.contains(&Message::Ack { seq: 9 }));
+    let refutation = self_rumors(&messages, "a");
+    assert!(refutation.iter().any(|r| r.state == MemberState::Alive && r.incarnation == 1), "{messages:?}");
+}
+
+#[test]
+fn a_stale_accusation_is_corrected_by_a_member_that_knows_of_the_refutation() {
+    let config = Config::lan();
+    let now = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, now);
+    let intro = datagram(&config.cluster_label, "b", &[member(record("b", 2, GEN, 0)), member(record("c", 3, GEN, 2))]);
+    a.handle_message(now, 2, &intro).expect("b and c");
+    drain_transmits(&mut a);
+    // b still gossips a suspicion of c that c refuted (incarnation 2 beats 1).
+    let stale = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 1) };
+    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: stale, accuser: Some("b".into()) }]);
+    a.handle_message(now, 2, &bytes).expect("stale accusation");
+    assert_eq!(a.member("c").map(|r| (r.state, r.incarnation)), Some((MemberState::Alive, 2)));
+    assert_eq!(a.metrics().corrections_sent, 1);
+    let out = drain_transmits(&mut a);
+    let to_b: Vec<Message<u32>> = out.iter().filter(|t| t.destination == 2).flat_map(|t| decode(t, &config)).collect();
+    assert!(
+        to_b.iter().any(|m| matches!(m, Message::Member { record, .. }
+            if record.name == "c" && record.incarnation == 2 && record.state == MemberState::Alive)),
+        "b is told c's current record: {to_b:?}"
+    );
+    // A current accusation is news, not stale: no correction.
+    let current = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 2) };
+    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: current, accuser: Some("b".into()) }]);
+    a.handle_message(now, 2, &bytes).expect("accusation");
+    assert_eq!(a.member("c").map(|r| r.state), Some(MemberState::Suspect));
+    assert_eq!(a.metrics().corrections_sent, 1);
+}
+
+#[test]
 fn refutation_spreads_through_a_cluster() {
     let mut c = Cluster::joined(&["a", "b", "c"], &Config::lan());
     let label = c.nodes[0].config().cluster_label.clone();
@@ -799,6 +869,44 @@ fn refutation_spreads_through_a_cluster() {
     }
     assert!(c.events[1].iter().any(|e| matches!(e, Event::MemberUpdated(r) if r.name == "a")));
     assert!(!c.events.iter().flatten().any(|e| matches!(e, Event::MemberDown(_))));
+}
+
+#[test]
+fn the_direct_ping_timeout_follows_round_trips_and_a_crash_is_suspected_early_in_the_period() {
+    let config = Config::lan();
+    let mut c = Cluster::joined(&["a", "b", "c"], &config);
+    // Acks come back within one 10 ms step: the direct wait falls to its floor.
+    c.run(Duration::from_secs(10), Duration::from_millis(10));
+    let m = c.nodes[0].metrics();
+    assert!(m.rtt_us <= 10_000, "smoothed RTT {} us", m.rtt_us);
+    assert_eq!(m.direct_probe_timeout_us, config.min_probe_timeout.as_micros() as u64);
+    c.crashed[2] = true;
+    let sent_before = c.sent.len();
+    let mut suspected_at = None;
+    for _ in 0..500 {
+        c.step(Duration::from_millis(10));
+        if c.events[0].iter().any(|e| matches!(e, Event::MemberSuspect(r) if r.name == "c")) {
+            suspected_at = Some(c.now);
+            break;
+        }
+    }
+    let suspected_at = suspected_at.expect("a suspects the crashed c");
+    // a's last direct ping to c went out at most min_probe_timeout + probe_timeout (the
+    // helpers' time) before the suspicion: not a whole probe period.
+    let last_ping = c.sent[sent_before..]
+        .iter()
+        .zip(&c.sent_at[sent_before..])
+        .rev()
+        .find(|((from, t), _)| {
+            *from == 0 && t.destination == 3 && decode(t, &config).iter().any(|m| matches!(m, Message::Ping { .. }))
+        })
+        .map(|(_, at)| *at)
+        .expect("a pinged c");
+    let took = suspected_at - last_ping;
+    let budget = config.min_probe_timeout + config.probe_timeout + Duration::from_millis(20);
+    assert!(took <= budget, "suspected {took:?} after the ping");
+    assert!(budget < config.probe_interval, "sooner than a fixed wait to the period's end");
+    assert!(c.nodes[0].metrics().indirect_probes > 0, "helpers were asked before suspecting");
 }
 
 // ----- (h) leave ------------------------------------------------------------------------------

@@ -300,9 +300,13 @@ fn a_node_that_finds_itself_alone_rejoins_through_its_seeds() {
     let lonely = ids[6];
     let others: Vec<NodeId> = ids.iter().copied().filter(|&i| i != lonely).collect();
     sim.partition(&[&[lonely], &others]);
-    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), |s| {
+    // Lifeguard: its probes all fail, so it probes and concludes ever more slowly (local health
+    // stretches probe periods and suspicion timeouts up to 8x); this takes about two minutes.
+    let cut_at = sim.elapsed();
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), |s| {
         s.node(lonely).is_some_and(|n| n.live_count() == 0)
     }));
+    eprintln!("alone after {:?}", sim.elapsed() - cut_at);
     // Alone, it goes back to its seed (here still unreachable) every rejoin interval.
     let before = sim.node(lonely).map(|n| n.metrics().join_attempts).unwrap_or(0);
     sim.run_for(Duration::from_secs(25));

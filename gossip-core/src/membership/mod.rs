@@ -2,6 +2,7 @@
 //!
 //! - [`table`]: who is known, compactly, with live lists for random picks.
 //! - [`swim`]: the failure detector — randomized round-robin probes, ping-req, nacks.
+//! - [`rtt`]: direct-ping timeouts adapted from measured round trips.
 //! - [`suspicion`]: Lifeguard's dynamic suspicion timeout.
 //! - [`health`]: Lifeguard's local health multiplier.
 //! - [`sync`]: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
@@ -10,6 +11,7 @@
 //! then state), refutation of suspicions of oneself, and the events each change raises.
 
 pub(crate) mod health;
+pub(crate) mod rtt;
 pub(crate) mod suspicion;
 pub(crate) mod swim;
 pub(crate) mod sync;
@@ -63,6 +65,22 @@ impl<A: Address> Node<A> {
             {
                 if let Some(by) = &accuser {
                     self.confirm_suspicion(slot, by);
+                }
+            }
+            // An accusation the member already refuted: its sender missed the refutation and
+            // will keep its timer running. Correct it directly, as the member itself would.
+            let stale_accusation = record.state.is_accusation()
+                && record.generation == cur_gen
+                && record.incarnation < cur_inc
+                && cur_state == MemberState::Alive;
+            if let (true, Source::Gossip, Some(to)) = (stale_accusation, source, from) {
+                if let Some(mine) = self.members.record(slot) {
+                    self.outbox.push_back(crate::node::Outgoing {
+                        dest: to.clone(),
+                        messages: vec![crate::wire::Message::Member { record: mine, accuser: None }],
+                        piggyback: true,
+                    });
+                    self.metrics.corrections_sent += 1;
                 }
             }
             return;
@@ -150,7 +168,7 @@ impl<A: Address> Node<A> {
         if record.generation != self.generation || self.self_state == MemberState::Left {
             return; // an older life of ours (superseded by our own announcements), or we left
         }
-        let accusation = matches!(record.state, MemberState::Suspect | MemberState::Dead);
+        let accusation = record.state.is_accusation();
         if record.incarnation > self.incarnation {
             // Only this node raises its own incarnation: a higher one is forged (or from a
             // peer gone wrong). Following it could push us to u32::MAX, where no refutation
@@ -220,13 +238,36 @@ impl<A: Address> Node<A> {
         } else {
             (min, 0)
         };
-        let s = Suspicion { started: now, accusations: Accusations::new(min, max, k, accuser) };
+        let health_scale = self.suspicion_health_scale();
+        let s = Suspicion { started: now, accusations: Accusations::new(min, max, k, accuser), health_scale };
         self.suspicion_deadlines.insert((s.deadline(), slot));
         // Check on the suspect ourselves at a random moment in the first half of the minimum
         // timeout (spread out so a large cluster does not ping it all at once).
         let check_at = now + (min / 2).mul_f64(rand::Rng::random::<f64>(&mut self.rng));
         self.suspicion_checks.insert((check_at, slot));
         self.suspicions.insert(slot, s);
+    }
+
+    /// Lifeguard scales suspicion timeouts by local health, as it does probes: a node missing
+    /// acks is probably the slow one (it may be reading its input seconds late) and must give
+    /// the members it suspects longer to refute. Plain SWIM: 1.
+    fn suspicion_health_scale(&self) -> u32 {
+        if self.config.lifeguard {
+            self.health.score() + 1
+        } else {
+            1
+        }
+    }
+
+    /// This node's own failed probe or check of a suspect: an independent confirmation, but
+    /// only from a healthy node. An unhealthy one (missing acks and nacks) cannot tell a dead
+    /// member from its own lateness, and its confirmation would hasten everyone's timer.
+    pub(crate) fn confirm_suspicion_ourselves(&mut self, slot: Slot) {
+        if self.suspicion_health_scale() > 1 {
+            return;
+        }
+        let me = self.name.clone();
+        self.confirm_suspicion(slot, &me);
     }
 
     pub(crate) fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
@@ -263,7 +304,7 @@ impl<A: Address> Node<A> {
                 continue;
             };
             let (dest, target) = (m.addr.clone(), m.name.clone());
-            let seq = self.swim.start_check(slot, now + self.config.probe_timeout);
+            let seq = self.swim.start_check(slot, now + self.direct_probe_timeout());
             let mut messages = vec![crate::wire::Message::Ping { seq, target }];
             if let Some(rumor) = self.member_rumor_for(slot) {
                 messages.push(rumor);
@@ -282,8 +323,7 @@ impl<A: Address> Node<A> {
                 continue;
             };
             if escalated {
-                let me = self.name.clone();
-                self.confirm_suspicion(slot, &me);
+                self.confirm_suspicion_ourselves(slot);
                 continue;
             }
             let (target, target_addr) = (m.name.clone(), m.addr.clone());
@@ -306,6 +346,13 @@ impl<A: Address> Node<A> {
                 break;
             }
             self.suspicion_deadlines.pop_first();
+            let scale = self.suspicion_health_scale();
+            if let Some(s) = self.suspicions.get_mut(&slot).filter(|s| s.health_scale < scale) {
+                // We fell behind since the suspicion started: give the suspect longer.
+                s.health_scale = scale;
+                self.suspicion_deadlines.insert((s.deadline(), slot));
+                continue;
+            }
             self.suspicions.remove(&slot);
             let Some(mut record) = self.members.record(slot) else { continue };
             if record.state != MemberState::Suspect {

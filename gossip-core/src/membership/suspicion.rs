@@ -49,12 +49,15 @@ impl Accusations {
 pub(crate) struct Suspicion {
     pub started: Instant,
     pub accusations: Accusations,
+    /// Lifeguard local-health multiplier applied to the timeout: the highest seen while the
+    /// suspicion ran (a node that fell behind gives the suspect longer, never shorter).
+    pub health_scale: u32,
 }
 
 impl Suspicion {
     /// When the member is declared dead, unless refuted.
     pub fn deadline(&self) -> Instant {
-        self.started + self.accusations.timeout()
+        self.started + self.accusations.timeout().saturating_mul(self.health_scale.max(1))
     }
 }
 
@@ -107,6 +110,16 @@ mod tests {
         assert!(s.confirm("c"));
         assert_eq!(s.timeout(), Duration::from_secs(4));
         assert!(!s.confirm("d"));
+    }
+
+    #[test]
+    fn local_health_stretches_the_deadline() {
+        let now = Instant::now();
+        let accusations = Accusations::new(Duration::from_secs(2), Duration::from_secs(12), 2, "a".into());
+        let mut s = Suspicion { started: now, accusations, health_scale: 1 };
+        assert_eq!(s.deadline(), now + Duration::from_secs(12));
+        s.health_scale = 3;
+        assert_eq!(s.deadline(), now + Duration::from_secs(36));
     }
 
     #[test]

@@ -3,12 +3,13 @@
 //! Every probe period the node pings the next member of a randomized round-robin order
 //! (every member once per cycle; the order is reshuffled each cycle and new members are
 //! inserted at random positions, so detection time is bounded). With zones, a separate order
-//! covers other zones and is used with `cross_zone_probability`. No ack within the probe
-//! timeout: `indirect_checks` helpers ping on our behalf and, under Lifeguard, nack if the
-//! target stays silent. No ack by the end of the period: the member is suspected.
+//! covers other zones and is used with `cross_zone_probability`. No ack within the direct
+//! timeout (adapted to measured round trips, see [`super::rtt`]): `indirect_checks` helpers
+//! ping on our behalf and, under Lifeguard, nack if the target stays silent. No ack within
+//! `probe_timeout` after that: the member is suspected.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use compact_str::CompactString;
 use rand::seq::SliceRandom;
@@ -17,6 +18,7 @@ use rand_chacha::ChaCha8Rng;
 
 use crate::dissemination::Priority;
 use crate::event::Event;
+use crate::membership::rtt::RttEstimator;
 use crate::membership::table::{Address, MemberTable, Slot};
 use crate::metrics::DropReason;
 use crate::node::{Node, Outgoing};
@@ -67,6 +69,7 @@ impl ProbeOrder {
 #[derive(Debug, Clone)]
 pub(crate) struct Probe {
     seq: u32,
+    sent_at: Instant,
     slot: Slot,
     name: CompactString,
     acked: bool,
@@ -96,6 +99,8 @@ pub(crate) struct Swim<A> {
     /// already asked).
     checks: BTreeMap<u32, (Slot, bool)>,
     check_deadlines: BTreeSet<(Instant, u32)>,
+    /// Round trips of direct pings, for their timeout.
+    pub rtt: RttEstimator,
 }
 
 impl<A> Default for Swim<A> {
@@ -109,6 +114,7 @@ impl<A> Default for Swim<A> {
             relay_deadlines: BTreeSet::new(),
             checks: BTreeMap::new(),
             check_deadlines: BTreeSet::new(),
+            rtt: RttEstimator::default(),
         }
     }
 }
@@ -212,18 +218,33 @@ impl<A: Address> Node<A> {
             }
         }
         self.outbox.push_back(Outgoing { dest, messages, piggyback: true });
-        self.swim.probe = Some(Probe { seq, slot, name, acked: false, indirect: false, expected_nacks: 0, nacks: 0 });
+        self.swim.probe =
+            Some(Probe { seq, sent_at: now, slot, name, acked: false, indirect: false, expected_nacks: 0, nacks: 0 });
         self.metrics.probes += 1;
-        let timeout = self.health.scale(self.config.probe_timeout);
+        let timeout = self.health.scale(self.direct_probe_timeout());
         self.timers.set(Timer::ProbeTimeout, now + timeout);
     }
 
-    /// Direct ping unanswered: ask helpers to probe indirectly.
-    pub(crate) fn probe_timeout(&mut self, _now: Instant) {
+    /// How long a direct ping waits for its ack: adapted to measured round trips, between
+    /// `min_probe_timeout` and `probe_timeout` (before Lifeguard's health scaling).
+    pub(crate) fn direct_probe_timeout(&self) -> Duration {
+        self.swim.rtt.timeout(self.config.min_probe_timeout, self.config.probe_timeout)
+    }
+
+    /// The probe's timer: after the direct ping, ask helpers; after the helpers' time
+    /// (`probe_timeout`, in which they ack or nack), conclude the probe.
+    pub(crate) fn probe_timeout(&mut self, now: Instant) {
         let Some(p) = self.swim.probe.as_ref() else { return };
-        if p.acked || p.indirect {
+        if p.acked {
             return;
         }
+        if p.indirect {
+            if let Some(p) = self.swim.probe.take() {
+                self.probe_failed(now, &p);
+            }
+            return;
+        }
+        self.swim.rtt.timed_out();
         let (seq, slot, name) = (p.seq, p.slot, p.name.clone());
         let Some(target_addr) = self.members.get(slot).map(|m| m.addr.clone()) else { return };
         let helpers = self.pick_members(self.config.indirect_checks, Some(slot));
@@ -242,6 +263,8 @@ impl<A: Address> Node<A> {
             p.expected_nacks = if self.config.lifeguard { helpers.len() as u32 } else { 0 };
         }
         self.metrics.indirect_probes += 1;
+        let wait = self.health.scale(self.config.probe_timeout);
+        self.timers.set(Timer::ProbeTimeout, now + wait);
     }
 
     /// No ack by the end of the period: adjust local health and suspect the member.
@@ -258,8 +281,7 @@ impl<A: Address> Node<A> {
         }
         if m.state == MemberState::Suspect {
             // Already suspected by others: our failed probe is an independent confirmation.
-            let me = self.name.clone();
-            self.confirm_suspicion(p.slot, &me);
+            self.confirm_suspicion_ourselves(p.slot);
             return;
         }
         let Some(mut record) = self.members.record(p.slot) else { return };
@@ -281,18 +303,28 @@ impl<A: Address> Node<A> {
         self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![Message::Ack { seq }], piggyback: true });
     }
 
-    pub(crate) fn on_ack(&mut self, _now: Instant, seq: u32) {
+    pub(crate) fn on_ack(&mut self, now: Instant, seq: u32) {
         if let Some(p) = self.swim.probe.as_mut() {
             if p.seq == seq && !p.acked {
                 p.acked = true;
+                if !p.indirect {
+                    // Only a direct answer times the path (a relayed ack carries the same seq).
+                    self.swim.rtt.sample(now.saturating_duration_since(p.sent_at));
+                }
                 if self.config.lifeguard {
                     self.health.apply(-1);
                 }
                 return;
             }
         }
-        if self.swim.checks.remove(&seq).is_some() {
-            return; // the suspect answered a check ping: no confirmation from us
+        if let Some((slot, _)) = self.swim.checks.remove(&seq) {
+            // The suspect answered a check ping: no confirmation from us. Its refutation
+            // travels in the same datagram; should the suspicion still stand once that is
+            // read (the suspect has not refuted yet), check again a period later rather than
+            // let a stale suspicion run out against a member we just heard from.
+            let at = now + self.config.probe_interval;
+            self.suspicion_checks.insert((at, slot));
+            return;
         }
         if let Some(relay) = self.swim.relays.remove(&seq) {
             self.swim.relay_deadlines.remove(&(relay.nack_at, seq));
@@ -325,10 +357,9 @@ impl<A: Address> Node<A> {
             return;
         }
         let seq = self.swim.next_seq();
-        // The requester asked us probe_timeout into its probe period and judges the probe at
-        // the period's end: nack well before then, or the nack arrives too late to count.
-        let window = self.config.probe_interval.saturating_sub(self.config.probe_timeout);
-        let nack_at = now + self.config.probe_timeout.min(window.mul_f64(0.8));
+        // The requester judges its probe `probe_timeout` after asking us (longer if it is
+        // unhealthy): nack well before then, or the nack arrives too late to count.
+        let nack_at = now + self.config.probe_timeout.mul_f64(0.8);
         self.swim.relays.insert(seq, Relay { origin: from.clone(), origin_seq, nack_at });
         self.swim.relay_deadlines.insert((nack_at, seq));
         let mut messages = vec![Message::Ping { seq, target: target.clone() }];

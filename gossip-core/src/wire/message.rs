@@ -23,6 +23,11 @@ impl MemberState {
     pub fn is_gone(self) -> bool {
         matches!(self, MemberState::Dead | MemberState::Left)
     }
+
+    /// Suspect or dead: someone says the member failed (the member may refute).
+    pub fn is_accusation(self) -> bool {
+        matches!(self, MemberState::Suspect | MemberState::Dead)
+    }
 }
 
 /// What one node says about one member: who, where, which life (generation) and which
