@@ -1044,3 +1044,51 @@ fn a_datagram_full_of_view_requests_gets_one_view() {
     assert_eq!(pages, 1, "one small view, not twenty");
     assert_eq!(a.metrics().views_throttled, 19);
 }
+
+#[test]
+fn a_new_member_does_not_send_the_seed_its_own_view_back() {
+    let config = Config::lan();
+    let now = Instant::now();
+    // The seed knows 20 members.
+    let mut seed = new_node(config.clone(), "seed", 1, now);
+    let members: Vec<Message<u32>> = (0..20).map(|i| member(record(&format!("m{i}"), 100 + i, GEN, 0))).collect();
+    seed.handle_message(now, 99, &datagram(&config.cluster_label, "m0", &members)).expect("members");
+    // One of them died: a view carries that as a suspicion (second-hand death), so b's view
+    // will not hash like the seed's even right after the join.
+    let dead = MemberRecord { state: MemberState::Dead, ..record("m19", 119, GEN, 0) };
+    seed.handle_message(now, 99, &datagram(&config.cluster_label, "m0", &[member(dead)])).expect("death");
+    drain_transmits(&mut seed);
+    // b joins through it and merges the seed's full view.
+    let mut b = new_node(config.clone(), "b", 2, now);
+    b.join(now, vec![1]);
+    b.poll_timer(now);
+    for t in drain_transmits(&mut b) {
+        seed.handle_message(now, 2, &t.contents).expect("join");
+    }
+    // Only the view's pages reach b (the rumors piggybacked on them are lost).
+    for t in drain_transmits(&mut seed).into_iter().filter(|t| t.destination == 2) {
+        let pages: Vec<Message<u32>> =
+            decode(&t, &config).into_iter().filter(|m| matches!(m, Message::SyncPage { .. })).collect();
+        b.handle_message(now, 1, &datagram(&config.cluster_label, "seed", &pages)).expect("view");
+    }
+    assert_eq!(b.live_count(), 21);
+    assert_ne!(b.membership_digest(), seed.membership_digest());
+    drain_transmits(&mut b);
+    // Later the seed's view differs (it learned something) and it asks for b's view back:
+    // b owes it only what the seed cannot have, here b's own record, not the 21 it got
+    // from the seed.
+    let later = now + Duration::from_millis(300);
+    let end = ViewEnd { digest: 12345, mark: 99, reply: true };
+    let page = datagram(&config.cluster_label, "seed", &[Message::SyncPage { end: Some(end), members: vec![] }]);
+    b.handle_message(later, 1, &page).expect("page");
+    let records: usize = drain_transmits(&mut b)
+        .iter()
+        .filter(|t| t.destination == 1)
+        .flat_map(|t| decode(t, &config))
+        .map(|m| match m {
+            Message::SyncPage { members, .. } => members.len(),
+            _ => 0,
+        })
+        .sum();
+    assert_eq!(records, 1, "only b's own record goes back");
+}

@@ -28,16 +28,25 @@ use crate::wire::{MemberState, Message};
 /// Most indirect probes relayed for others at once; more ping-reqs are ignored.
 const MAX_RELAYS: usize = 1024;
 
+/// Most new members held back before they are placed in the probe order (bounds the
+/// memory of the batch).
+const MAX_PENDING: usize = 4096;
+
 /// A randomized round-robin order of members to probe.
 #[derive(Debug, Default)]
 pub(crate) struct ProbeOrder {
     order: Vec<Slot>,
     pos: usize,
+    /// Members added since the last probe, inserted into `order` (at random unprobed
+    /// positions) just before the next pick: a view of thousands of new members is then
+    /// placed in one pass over a vector hot in cache, not one cache miss per member.
+    pending: Vec<Slot>,
 }
 
 impl ProbeOrder {
     /// Next live member in the order, reshuffling `live` into a new cycle when exhausted.
     fn next<A: Address>(&mut self, rng: &mut ChaCha8Rng, table: &MemberTable<A>, live: &[Slot]) -> Option<Slot> {
+        self.place_pending(rng);
         for _ in 0..2 {
             while self.pos < self.order.len() {
                 let slot = self.order[self.pos];
@@ -55,13 +64,30 @@ impl ProbeOrder {
         None
     }
 
-    /// Inserts a new member at a random position among those not yet probed this cycle, in
-    /// O(1): it takes the place of a random unprobed member, which moves to the end.
+    /// Adds a new member; it takes a random position among those not yet probed this cycle
+    /// before the next pick.
     fn insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot) {
-        let at = rng.random_range(self.pos..=self.order.len());
-        crate::membership::table::push_compact(&mut self.order, slot);
-        let last = self.order.len() - 1;
-        self.order.swap(at, last);
+        if self.pending.len() >= MAX_PENDING {
+            self.place_pending(rng);
+        }
+        crate::membership::table::push_compact(&mut self.pending, slot);
+    }
+
+    /// Inserts each pending member at a random position among those not yet probed this
+    /// cycle, in O(1) each: it takes the place of a random unprobed member, which moves to
+    /// the end.
+    fn place_pending(&mut self, rng: &mut ChaCha8Rng) {
+        if self.pending.is_empty() {
+            return;
+        }
+        let pending = std::mem::take(&mut self.pending);
+        self.order.reserve_exact(pending.len());
+        for slot in pending {
+            let at = rng.random_range(self.pos..=self.order.len());
+            self.order.push(slot);
+            let last = self.order.len() - 1;
+            self.order.swap(at, last);
+        }
     }
 }
 

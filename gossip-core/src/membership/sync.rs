@@ -140,11 +140,17 @@ impl<A: Address> Node<A> {
         // from zero, repair the gap.)
         remember_mark(&mut self.sync_marks, from, end.mark);
         let mine = self.membership_digest();
-        if end.digest == mine {
-            // Our views are equal: the sender holds every record we have changed so far. (Not
-            // assumed after a join reply: others may have joined through us meanwhile.)
+        // The sender holds every record we changed before this merge if we had none (a join
+        // reply to a new node) or it already held them; what changed during the merge came
+        // from it.
+        let held_before = merge_start == 0 || self.peer_marks.get(from).is_some_and(|&m| m >= merge_start);
+        if end.digest == mine || held_before {
+            // Our views are equal, or differ only by what the sender told us (a Dead record
+            // merged as Suspect, say): it holds every record we have changed so far. (Not
+            // assumed after an arbitrary join reply: others may have joined through us.)
             self.note_peer_knows(from);
-        } else if end.reply && self.may_send_view(now, from) {
+        }
+        if end.digest != mine && end.reply && self.may_send_view(now, from) {
             // Send back what changed here since the peer last saw our view (all, if never),
             // except what we just learned from it.
             let since = self.peer_marks.get(from).copied().unwrap_or(0);
