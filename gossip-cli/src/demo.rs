@@ -76,8 +76,8 @@ impl Clock {
 async fn demo(args: DemoArgs) -> Result<(), String> {
     let s = Style { on: std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none() };
     let n = args.nodes;
-    // memberlist's Local preset, with a shorter suspicion so the crash is seen quickly.
-    let config = Config { suspicion_mult: 3, ..Config::local() };
+    // The loopback preset: memberlist's Local, with this library's shorter suspicion.
+    let config = Config::local();
     out!(
         "{} {} nodes on 127.0.0.1, UDP, {} runtime, SWIM + Lifeguard (probe every {} ms, gossip every {} ms)\n",
         s.bold("gossip demo:"),

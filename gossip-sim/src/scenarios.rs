@@ -252,8 +252,10 @@ pub fn failure(common: &Common, mut progress: impl FnMut(usize)) -> FailureResul
             first_time(trace.iter(), |e| matches!(&e.event, Event::MemberSuspect(m) if m.name == name.as_str()));
         if let Some(t) = first_suspect {
             first.push((t - crash_at).as_secs_f64() / probe);
-            // The failed probe was sent one probe period (scaled by health, 0 here) earlier.
-            first_probe.push(((t - crash_at).as_secs_f64() / probe - 1.0).max(0.0));
+            // The failed probe concluded its direct wait (at its floor once round trips are
+            // measured, as here) plus probe_timeout for the helpers after it was sent.
+            let wait = (common.config.min_probe_timeout + common.config.probe_timeout).as_secs_f64() / probe;
+            first_probe.push(((t - crash_at).as_secs_f64() / probe - wait).max(0.0));
         }
         if downs.len() == survivors {
             let last = trace
