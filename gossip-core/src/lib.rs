@@ -31,7 +31,7 @@ mod timer;
 pub mod transmit;
 pub mod wire;
 
-pub use config::{Config, ConfigError};
+pub use config::{Config, ConfigError, PhiAccrual};
 pub use error::{CommandError, HandleError, NewNodeError};
 pub use event::Event;
 pub use membership::table::{record_hash, Address};

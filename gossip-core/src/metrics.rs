@@ -103,6 +103,8 @@ pub struct Metrics {
     pub corrections_sent: u64,
     /// Suspicions this node raised.
     pub suspicions_raised: u64,
+    /// Of those, suspicions raised because a member's phi passed the conviction threshold.
+    pub phi_convictions: u64,
     /// Suspicions that ran out and declared a member dead, here.
     pub suspicions_confirmed: u64,
     /// Membership rumors queued (news worth spreading, including this node's own).

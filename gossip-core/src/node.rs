@@ -126,6 +126,7 @@ pub struct Node<A: Address> {
     pub(crate) members: MemberTable<A>,
     pub(crate) swim: Swim<A>,
     pub(crate) health: Health,
+    pub(crate) phi: crate::membership::phi::PhiDetector,
     pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
     pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
     /// When to send each suspect a check ping.
@@ -176,6 +177,7 @@ impl<A: Address> Node<A> {
             zone: config.zone.as_deref().map(Into::into),
             members: MemberTable::new(config.zone.as_deref(), keys),
             swim: Swim::default(),
+            phi: crate::membership::phi::PhiDetector::default(),
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
@@ -340,6 +342,9 @@ impl<A: Address> Node<A> {
                 self.timers.set(Timer::Probe, now + next);
             }
             Timer::Gossip => {
+                if self.self_state != MemberState::Left {
+                    self.convict_by_phi(now);
+                }
                 self.gossip_tick();
                 let next = self.jittered(self.config.gossip_interval);
                 self.timers.set(Timer::Gossip, now + next);
@@ -555,6 +560,17 @@ impl<A: Address> Node<A> {
     /// What this node believes of one member.
     pub fn member(&self, name: &str) -> Option<MemberRecord<A>> {
         self.members.find(name).and_then(|s| self.members.record(s))
+    }
+
+    /// Phi accrual suspicion level of member `name` at `now`: about `-log10` of the chance
+    /// that a live member stays silent this long, judged by the intervals at which its
+    /// datagrams have been arriving (1: 10 %, 3: 0.1 %, 8: Cassandra's conviction threshold).
+    /// `None` if phi accrual is off ([`Config::phi_accrual`]), the member is unknown, or fewer
+    /// than two of its datagrams have arrived.
+    pub fn phi(&self, name: &str, now: Instant) -> Option<f64> {
+        let config = self.config.phi_accrual.as_ref()?;
+        let slot = self.members.find(name)?;
+        self.phi.phi(config, slot, now)
     }
 
     /// Whether the node has left.

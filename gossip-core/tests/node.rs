@@ -1092,3 +1092,53 @@ fn a_new_member_does_not_send_the_seed_its_own_view_back() {
         .sum();
     assert_eq!(records, 1, "only b's own record goes back");
 }
+
+#[test]
+fn phi_rises_with_a_members_silence_and_conviction_suspects_it() {
+    let config = Config {
+        // Probes so rare that only phi can notice b's silence within the test.
+        probe_interval: Duration::from_secs(30),
+        phi_accrual: Some(gossip_core::PhiAccrual {
+            min_std_dev: Duration::from_millis(50),
+            conviction_threshold: Some(8.0),
+            ..Default::default()
+        }),
+        ..Config::lan()
+    };
+    let start = Instant::now();
+    let mut a = new_node(config.clone(), "a", 1, start);
+    assert_eq!(a.phi("b", start), None, "unknown member");
+    let mut now = start;
+    // b talks to a every 100 ms for 3 s.
+    for seq in 0..30 {
+        let ping = datagram(
+            &config.cluster_label,
+            "b",
+            &[member(record("b", 2, GEN, 0)), Message::Ping { seq, target: "a".into() }],
+        );
+        a.handle_message(now, 2, &ping).expect("ping");
+        a.poll_timer(now);
+        drain_transmits(&mut a);
+        now += Duration::from_millis(100);
+    }
+    let last = now - Duration::from_millis(100);
+    let on_time = a.phi("b", last + Duration::from_millis(100)).expect("rated");
+    assert!(on_time < 1.0, "phi on time: {on_time}");
+    drain_events(&mut a);
+    // Then silence.
+    let mut suspected_after = None;
+    while now < last + Duration::from_secs(3) {
+        a.poll_timer(now);
+        drain_transmits(&mut a);
+        if drain_events(&mut a).iter().any(|e| matches!(e, Event::MemberSuspect(r) if r.name == "b")) {
+            suspected_after = Some(now - last);
+            break;
+        }
+        now += Duration::from_millis(50);
+    }
+    let after = suspected_after.expect("conviction suspects b");
+    assert!(after < Duration::from_secs(1), "suspected {after:?} into the silence");
+    assert!(a.phi("b", now).is_some_and(|p| p > 8.0));
+    assert_eq!(a.metrics().phi_convictions, 1);
+    assert_eq!(a.metrics().probe_failures, 0, "no probe was involved");
+}

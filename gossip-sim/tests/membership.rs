@@ -337,3 +337,29 @@ fn a_member_joining_through_a_node_that_is_itself_joining_is_seen_by_all() {
         assert!(ok, "seed {seed}: a sees c: {}", sim.node(a).is_some_and(|n| n.member("c").is_some()));
     }
 }
+
+#[test]
+fn phi_conviction_alongside_swim_removes_a_crash_and_no_live_member() {
+    use gossip_core::PhiAccrual;
+    let config = Config {
+        phi_accrual: Some(PhiAccrual { conviction_threshold: Some(8.0), ..PhiAccrual::default() }),
+        ..Config::lan()
+    };
+    let (mut sim, ids) = cluster(21, 20, config, NetConfig { loss: 0.05, ..NetConfig::default() });
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    sim.run_for(Duration::from_secs(300));
+    let deaths = dead_declarations(&sim.take_trace());
+    assert!(deaths.is_empty(), "no live member declared dead: {deaths:?}");
+    let convictions: u64 = sim.up_ids().iter().filter_map(|&i| sim.node(i)).map(|n| n.metrics().phi_convictions).sum();
+    eprintln!("phi convictions of live members in 300 s (all refuted): {convictions}");
+    // Every member has been heard from often enough to be rated.
+    let rated = (1..20).filter(|i| sim.node(ids[0]).and_then(|n| n.phi(&format!("n{i}"), sim.now())).is_some()).count();
+    assert_eq!(rated, 19);
+    sim.crash(ids[7]);
+    let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), |s| {
+        s.count_seeing_gone("n7") == s.up_ids().len()
+    });
+    assert!(ok, "every survivor declared n7 dead");
+    let deaths = dead_declarations(&sim.take_trace());
+    assert!(deaths.iter().all(|(_, name)| name == "n7"), "live member declared dead: {deaths:?}");
+}

@@ -3,6 +3,7 @@
 //! - [`table`]: who is known, compactly, with live lists for random picks.
 //! - [`swim`]: the failure detector — randomized round-robin probes, ping-req, nacks.
 //! - [`rtt`]: direct-ping timeouts adapted from measured round trips.
+//! - [`phi`]: phi accrual suspicion levels from the arrival times of members' datagrams.
 //! - [`suspicion`]: Lifeguard's dynamic suspicion timeout.
 //! - [`health`]: Lifeguard's local health multiplier.
 //! - [`sync`]: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
@@ -11,6 +12,7 @@
 //! then state), refutation of suspicions of oneself, and the events each change raises.
 
 pub(crate) mod health;
+pub(crate) mod phi;
 pub(crate) mod rtt;
 pub(crate) mod suspicion;
 pub(crate) mod swim;
@@ -87,6 +89,9 @@ impl<A: Address> Node<A> {
         }
         let addr_changed = current.addr != record.addr;
         let generation_changed = record.generation != cur_gen;
+        if generation_changed {
+            self.phi.forget(slot); // a new life: its arrivals start over
+        }
         self.members.update(slot, &record);
         if cur_state == MemberState::Suspect || generation_changed {
             self.clear_suspicion(slot);
@@ -146,6 +151,7 @@ impl<A: Address> Node<A> {
             return;
         }
         let slot = self.members.insert(&record);
+        self.phi.forget(slot);
         self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
         self.events.push_back(Event::MemberUp(record.clone()));
         tracing::debug!(node = %self.name, member = %record.name, "member up");
@@ -396,6 +402,7 @@ impl<A: Address> Node<A> {
                 continue;
             }
             if let Some(m) = self.members.remove(slot) {
+                self.phi.forget(slot);
                 self.dissemination.members.remove(&slot);
                 self.forgotten.insert(m.name.clone(), (m.generation, m.incarnation));
                 self.forgotten_order.push_back((now + keep, m.name));

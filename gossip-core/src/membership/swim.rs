@@ -310,15 +310,42 @@ impl<A: Address> Node<A> {
             self.confirm_suspicion_ourselves(p.slot);
             return;
         }
-        let Some(mut record) = self.members.record(p.slot) else { return };
+        tracing::debug!(node = %self.name, member = %m.name, "probe failed: suspect");
+        self.suspect_member(now, p.slot);
+    }
+
+    /// This node accuses a live member: it becomes a suspect, and the news goes out first.
+    fn suspect_member(&mut self, now: Instant, slot: Slot) {
+        let Some(mut record) = self.members.record(slot) else { return };
         record.state = MemberState::Suspect;
-        self.members.update(p.slot, &record);
+        self.members.update(slot, &record);
         let me = self.name.clone();
-        self.start_suspicion(now, p.slot, me);
+        self.start_suspicion(now, slot, me);
         self.metrics.suspicions_raised += 1;
-        tracing::debug!(node = %self.name, member = %record.name, "probe failed: suspect");
         self.events.push_back(Event::MemberSuspect(record));
-        self.queue_member_rumor(p.slot, Priority::Failure);
+        self.queue_member_rumor(slot, Priority::Failure);
+    }
+
+    /// Phi accrual conviction mode: suspects every alive member whose phi exceeds the
+    /// threshold (checked every gossip round, alongside SWIM's own probes).
+    pub(crate) fn convict_by_phi(&mut self, now: Instant) {
+        let Some(phi) = self.config.phi_accrual.clone() else { return };
+        let Some(threshold) = phi.conviction_threshold else { return };
+        let (local, remote) = self.members.live();
+        let convicted: Vec<Slot> = local
+            .iter()
+            .chain(remote)
+            .copied()
+            .filter(|&slot| self.members.get(slot).is_some_and(|m| m.state == MemberState::Alive))
+            .filter(|&slot| self.phi.phi(&phi, slot, now).is_some_and(|v| v > threshold))
+            .collect();
+        for slot in convicted {
+            if let Some(m) = self.members.get(slot) {
+                tracing::debug!(node = %self.name, member = %m.name, "phi above the conviction threshold: suspect");
+            }
+            self.metrics.phi_convictions += 1;
+            self.suspect_member(now, slot);
+        }
     }
 
     pub(crate) fn on_ping(&mut self, from: &A, seq: u32, target: &str) {

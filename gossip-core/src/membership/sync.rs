@@ -164,11 +164,14 @@ impl<A: Address> Node<A> {
         remember_mark(&mut self.peer_marks, peer, mark);
     }
 
-    /// A datagram arrived from `sender`. If we believe it dead, the network between us works
+    /// A datagram arrived from `sender`: an arrival for phi accrual. If we believe it dead, the network between us works
     /// again (a partition healed): reach out to the other dead members soon instead of at the
     /// next reconnect tick.
     pub(crate) fn note_sender(&mut self, now: Instant, sender: &str) {
         let Some(slot) = self.members.find(sender) else { return };
+        if let Some(phi) = &self.config.phi_accrual {
+            self.phi.arrival(phi, slot, now);
+        }
         if self.members.get(slot).is_some_and(|m| m.state == MemberState::Dead)
             && self.config.reconnect_interval.is_some()
         {
