@@ -208,34 +208,38 @@ impl<A: Address> Node<A> {
     }
 
     /// Like [`Node::send_view`], but only members changed after `since` and up to `until`.
+    ///
+    /// Pages are cut as the records are read, never holding the whole view at once: a seed
+    /// answering a join storm would otherwise allocate (and the OS zero) a fresh
+    /// view-sized buffer per reply.
     pub(crate) fn send_view_between(&mut self, dest: A, reply: bool, since: u32, until: u32) {
         let mut header = Vec::new();
         codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
         // Message tag, the view end and the length prefix take at most 32 bytes.
         let room = self.config.mtu.saturating_sub(header.len() + 32);
         let end = ViewEnd { digest: self.membership_digest(), mark: self.members.changes(), reply };
-        let records = std::iter::once(self.self_record())
-            .chain(self.members.changed_between(since, until).filter_map(|s| self.members.record(s)))
-            .collect::<Vec<_>>();
         if since == 0 {
             self.metrics.views_full += 1;
         } else {
             self.metrics.views_delta += 1;
         }
-        self.metrics.view_records += records.len() as u64;
-        let mut pages: Vec<Vec<MemberRecord<A>>> = vec![Vec::new()];
+        let mut pages: Vec<Vec<MemberRecord<A>>> = Vec::new();
+        let mut page: Vec<MemberRecord<A>> = Vec::new();
         let mut used = 0;
-        for record in records {
+        let mut count = 0u64;
+        let changed = self.members.changed_between(since, until).filter_map(|s| self.members.record(s));
+        for record in std::iter::once(self.self_record()).chain(changed) {
             let len = postcard::experimental::serialized_size(&record).unwrap_or(room);
-            if used + len > room && pages.last().is_some_and(|p| !p.is_empty()) {
-                pages.push(Vec::new());
+            if used + len > room && !page.is_empty() {
+                pages.push(std::mem::take(&mut page));
                 used = 0;
             }
             used += len;
-            if let Some(page) = pages.last_mut() {
-                page.push(record);
-            }
+            count += 1;
+            page.push(record);
         }
+        pages.push(page);
+        self.metrics.view_records += count;
         // Once these pages arrive the peer holds all we have; if some are lost, exchanges with
         // other members (which start from zero) repair the gap.
         self.note_peer_knows(&dest);
