@@ -4,8 +4,9 @@
 //!
 //! | module | layer |
 //! |---|---|
-//! | [`membership`] | SWIM failure detection with the Lifeguard extensions, join, leave, push-pull |
+//! | [`membership`] | SWIM failure detection with the Lifeguard extensions (and phi accrual), join, leave, push-pull |
 //! | [`dissemination`] | rumors piggybacked on every packet, retransmit-limited, failure news first |
+//! | [`antientropy`] | replicated key/value state reconciled Scuttlebutt-style (store and reconciliation; not yet on the wire) |
 //! | [`wire`] | messages, envelope and the bounded postcard codec |
 //! | [`config`] | settings, presets (`lan`, `wan`, `local`) and validation |
 //! | [`event`], [`transmit`], [`metrics`] | what the node hands back to its driver |
@@ -15,11 +16,12 @@
 //! inputs give the same outputs. See [`Node`] for the driving loop. Runtime adapters
 //! (`gossip-tokio`, `gossip-smol`, `gossip-quic`) and the simulator (`gossip-sim`) drive it.
 //!
-//! Anti-entropy of application state, CRDTs, aggregation and the phi accrual detector are
-//! later layers and are not in this crate yet.
+//! Exchanging the key/value state on the wire, CRDTs and aggregation are later layers and
+//! are not in this crate yet.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod antientropy;
 pub mod config;
 pub mod dissemination;
 pub mod error;

@@ -1,12 +1,12 @@
 //! SWIM membership with the Lifeguard extensions.
 //!
-//! - [`table`]: who is known, compactly, with live lists for random picks.
-//! - [`swim`]: the failure detector — randomized round-robin probes, ping-req, nacks.
-//! - [`rtt`]: direct-ping timeouts adapted from measured round trips.
-//! - [`phi`]: phi accrual suspicion levels from the arrival times of members' datagrams.
-//! - [`suspicion`]: Lifeguard's dynamic suspicion timeout.
-//! - [`health`]: Lifeguard's local health multiplier.
-//! - [`sync`]: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
+//! - `table`: who is known, compactly, with live lists for random picks.
+//! - `swim`: the failure detector — randomized round-robin probes, ping-req, nacks.
+//! - `rtt`: direct-ping timeouts adapted from measured round trips.
+//! - `phi`: phi accrual suspicion levels from the arrival times of members' datagrams.
+//! - `suspicion`: Lifeguard's dynamic suspicion timeout.
+//! - `health`: Lifeguard's local health multiplier.
+//! - `sync`: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
 //!
 //! This file merges records into the view: SWIM's precedence (generation, then incarnation,
 //! then state), refutation of suspicions of oneself, and the events each change raises.

@@ -1,0 +1,568 @@
+//! The replicated key/value state and its Scuttlebutt reconciliation.
+//!
+//! Each participant (a node, in one generation) owns keys; every write it makes gets the next
+//! version of its own counter. Everybody holds, per participant, the highest version it has
+//! merged *with nothing missing below it* (`max_version`). A digest lists those; a peer
+//! answers a digest with the updates the other lacks, in version order, so merging them one
+//! by one keeps `max_version` meaningful. Deletions are tombstones (versioned like values);
+//! after a grace period they are collected, and `gc_version` remembers up to which version:
+//! a peer whose `max_version` is below it may still hold a deleted key, so it gets the
+//! participant's full state as a reset instead of a delta.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use compact_str::CompactString;
+use serde::{Deserialize, Serialize};
+
+/// Limits on what one participant may hold.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KvLimits {
+    /// Most keys (tombstones included) per participant.
+    pub max_keys: usize,
+    /// Longest key, in bytes.
+    pub max_key_len: usize,
+    /// Largest value, in bytes.
+    pub max_value_len: usize,
+}
+
+impl Default for KvLimits {
+    /// 1,024 keys of up to 128 bytes, values up to 1,024 bytes (one update fits a datagram).
+    fn default() -> Self {
+        KvLimits { max_keys: 1024, max_key_len: 128, max_value_len: 1024 }
+    }
+}
+
+/// A write refused by [`KvStore::set`] or [`KvStore::delete`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum KvError {
+    /// Keys must not be empty.
+    #[error("keys must not be empty")]
+    EmptyKey,
+    /// The key is longer than [`KvLimits::max_key_len`].
+    #[error("key of {len} bytes is longer than the limit of {max}")]
+    KeyTooLong {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The value is larger than [`KvLimits::max_value_len`].
+    #[error("value of {len} bytes is larger than the limit of {max}")]
+    ValueTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The participant holds [`KvLimits::max_keys`] keys already.
+    #[error("this node already holds the limit of {max} keys")]
+    TooManyKeys {
+        /// The limit.
+        max: usize,
+    },
+}
+
+/// What one node knows of one participant: enough for a peer to tell what it lacks.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantDigest {
+    /// The participant's node name.
+    pub node: CompactString,
+    /// Its generation (a restart replaces the old generation's state).
+    pub generation: u64,
+    /// Every update of this generation up to this version has been merged.
+    pub max_version: u64,
+    /// Holds no key deleted at or below this version (tombstones collected here, or a reset
+    /// received): a peer that collected tombstones up to it need not send a reset.
+    pub gc_version: u64,
+}
+
+/// One key's value at a version; `None` is a deletion (tombstone).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct KeyUpdate {
+    /// The key.
+    pub key: CompactString,
+    /// The value, or `None` if the key was deleted.
+    #[serde(with = "serde_bytes")]
+    pub value: Option<Vec<u8>>,
+    /// The participant's version of this write.
+    pub version: u64,
+}
+
+/// Updates of one participant, in increasing version order, with no version left out between
+/// `after` and the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ParticipantDelta {
+    /// The participant.
+    pub node: CompactString,
+    /// Its generation.
+    pub generation: u64,
+    /// Replace everything held for this participant (the receiver may hold deleted keys
+    /// whose tombstones are collected, or an older generation).
+    pub reset: bool,
+    /// The updates continue from this version (0 for a reset): the receiver must have merged
+    /// everything up to it.
+    pub after: u64,
+    /// Once these updates are merged, the receiver holds everything up to this version (the
+    /// last update's, or beyond it when the versions in between were collected tombstones).
+    pub through: u64,
+    /// With `reset`: the sender's collected-tombstone version, which the reset makes the
+    /// receiver's too.
+    pub gc_version: u64,
+    /// The updates.
+    pub updates: Vec<KeyUpdate>,
+}
+
+/// A change merged into the store, for events.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KvChange {
+    /// `node`'s `key` has a new value at `version`.
+    Changed {
+        /// The participant.
+        node: CompactString,
+        /// The key.
+        key: CompactString,
+        /// The version written.
+        version: u64,
+    },
+    /// `node`'s `key` was deleted at `version` (0: dropped with an old generation or by a reset).
+    Deleted {
+        /// The participant.
+        node: CompactString,
+        /// The key.
+        key: CompactString,
+        /// The deletion's version.
+        version: u64,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Entry {
+    value: Option<Vec<u8>>,
+    version: u64,
+    /// When this node learned of the deletion (tombstones only).
+    deleted_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Participant {
+    generation: u64,
+    entries: BTreeMap<CompactString, Entry>,
+    /// Version → key, for the updates after a version in order.
+    by_version: BTreeMap<u64, CompactString>,
+    max_version: u64,
+    /// Tombstones up to this version have been collected.
+    gc_version: u64,
+}
+
+impl Participant {
+    fn new(generation: u64) -> Self {
+        Participant { generation, ..Participant::default() }
+    }
+
+    fn put(&mut self, key: CompactString, entry: Entry) {
+        if let Some(old) = self.entries.get(&key) {
+            self.by_version.remove(&old.version);
+        }
+        self.by_version.insert(entry.version, key.clone());
+        self.max_version = self.max_version.max(entry.version);
+        self.entries.insert(key, entry);
+    }
+
+    fn update(&self, version: u64) -> Option<KeyUpdate> {
+        let key = self.by_version.get(&version)?;
+        let entry = self.entries.get(key)?;
+        Some(KeyUpdate { key: key.clone(), value: entry.value.clone(), version })
+    }
+}
+
+/// The replicated key/value state as one node holds it. Pure: times come in as arguments.
+#[derive(Debug, Clone)]
+pub struct KvStore {
+    own: CompactString,
+    limits: KvLimits,
+    tombstone_grace: Duration,
+    participants: BTreeMap<CompactString, Participant>,
+    /// Updates of other participants refused for breaking the limits.
+    rejected: u64,
+}
+
+impl KvStore {
+    /// The state of node `own` in `generation`, holding nothing yet. Tombstones are kept
+    /// `tombstone_grace` after this node learned of them.
+    pub fn new(own: &str, generation: u64, limits: KvLimits, tombstone_grace: Duration) -> Self {
+        let mut participants = BTreeMap::new();
+        participants.insert(CompactString::from(own), Participant::new(generation));
+        KvStore { own: own.into(), limits, tombstone_grace, participants, rejected: 0 }
+    }
+
+    fn check_key(&self, key: &str) -> Result<(), KvError> {
+        if key.is_empty() {
+            return Err(KvError::EmptyKey);
+        }
+        if key.len() > self.limits.max_key_len {
+            return Err(KvError::KeyTooLong { len: key.len(), max: self.limits.max_key_len });
+        }
+        Ok(())
+    }
+
+    fn own_mut(&mut self) -> &mut Participant {
+        self.participants.entry(self.own.clone()).or_default()
+    }
+
+    /// Sets one of this node's keys; returns the version written.
+    pub fn set(&mut self, key: &str, value: Vec<u8>) -> Result<u64, KvError> {
+        self.check_key(key)?;
+        if value.len() > self.limits.max_value_len {
+            return Err(KvError::ValueTooLarge { len: value.len(), max: self.limits.max_value_len });
+        }
+        let max_keys = self.limits.max_keys;
+        let own = self.own_mut();
+        if !own.entries.contains_key(key) && own.entries.len() >= max_keys {
+            return Err(KvError::TooManyKeys { max: max_keys });
+        }
+        let version = own.max_version + 1;
+        own.put(key.into(), Entry { value: Some(value), version, deleted_at: None });
+        Ok(version)
+    }
+
+    /// Deletes one of this node's keys, leaving a tombstone; returns its version, or `None`
+    /// if the key was not set.
+    pub fn delete(&mut self, now: Instant, key: &str) -> Result<Option<u64>, KvError> {
+        self.check_key(key)?;
+        let own = self.own_mut();
+        if own.entries.get(key).is_none_or(|e| e.value.is_none()) {
+            return Ok(None);
+        }
+        let version = own.max_version + 1;
+        own.put(key.into(), Entry { value: None, version, deleted_at: Some(now) });
+        Ok(Some(version))
+    }
+
+    /// `node`'s value of `key` and its version, if set (not deleted).
+    pub fn get(&self, node: &str, key: &str) -> Option<(&[u8], u64)> {
+        let entry = self.participants.get(node)?.entries.get(key)?;
+        entry.value.as_deref().map(|v| (v, entry.version))
+    }
+
+    /// `node`'s keys with their values and versions, deleted ones left out.
+    pub fn entries(&self, node: &str) -> impl Iterator<Item = (&str, &[u8], u64)> + '_ {
+        self.participants
+            .get(node)
+            .into_iter()
+            .flat_map(|p| p.entries.iter().filter_map(|(k, e)| e.value.as_deref().map(|v| (k.as_str(), v, e.version))))
+    }
+
+    /// Updates of other participants refused for breaking the limits (the participant's
+    /// later updates wait, since versions must not be skipped).
+    pub fn rejected(&self) -> u64 {
+        self.rejected
+    }
+
+    /// What this node holds, per participant.
+    pub fn digest(&self) -> Vec<ParticipantDigest> {
+        self.participants
+            .iter()
+            .map(|(node, p)| ParticipantDigest {
+                node: node.clone(),
+                generation: p.generation,
+                max_version: p.max_version,
+                gc_version: p.gc_version,
+            })
+            .collect()
+    }
+
+    /// Forgets a participant (a member that left or died and was reclaimed).
+    pub fn forget(&mut self, node: &str) {
+        if node != self.own {
+            self.participants.remove(node);
+        }
+    }
+
+    /// The updates a peer with digest `peer` lacks, at most `budget` bytes of them (as
+    /// postcard encodes them): participants the peer is furthest behind on first, each one's
+    /// updates in version order and cut, never skipped, where the budget runs out.
+    pub fn deltas_for(&self, peer: &[ParticipantDigest], budget: usize) -> Vec<ParticipantDelta> {
+        let known: BTreeMap<&str, &ParticipantDigest> = peer.iter().map(|d| (d.node.as_str(), d)).collect();
+        // (missing updates, node, reset, after)
+        let mut wanted: Vec<(usize, &CompactString, bool, u64)> = Vec::new();
+        for (node, p) in &self.participants {
+            let (reset, after) = match known.get(node.as_str()) {
+                None => (true, 0),
+                Some(d) if d.generation < p.generation => (true, 0),
+                Some(d) if d.generation > p.generation => continue,
+                Some(d) if d.max_version >= p.max_version => continue,
+                Some(d) if d.max_version < p.gc_version && d.gc_version < p.gc_version => (true, 0),
+                Some(d) => (false, d.max_version),
+            };
+            // Behind even when nothing is left to send (the versions in between were
+            // collected tombstones): an empty delta moves the peer's version up.
+            let missing = p.by_version.range(after + 1..).count();
+            wanted.push((missing, node, reset, after));
+        }
+        wanted.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let mut room = budget;
+        let mut out = Vec::new();
+        for (_, node, reset, after) in wanted {
+            let Some(p) = self.participants.get(node) else { continue };
+            // Node name, generation, flag, `after` and the length of the list.
+            let overhead = node.len() + 24;
+            if room < overhead {
+                continue;
+            }
+            let mut left = room - overhead;
+            let mut updates = Vec::new();
+            let mut through = p.max_version;
+            for version in p.by_version.range(after + 1..).map(|(v, _)| *v) {
+                let Some(update) = p.update(version) else { break };
+                let size = postcard::experimental::serialized_size(&update).unwrap_or(usize::MAX);
+                if size > left {
+                    // Never skip: a later version would leave a gap.
+                    through = updates.last().map_or(after, |u: &KeyUpdate| u.version);
+                    break;
+                }
+                left -= size;
+                updates.push(update);
+            }
+            if updates.is_empty() && !reset && through == after {
+                continue; // nothing fits
+            }
+            room = left;
+            out.push(ParticipantDelta {
+                node: node.clone(),
+                generation: p.generation,
+                reset,
+                after,
+                through,
+                gc_version: p.gc_version,
+                updates,
+            });
+        }
+        out
+    }
+
+    /// Merges deltas from a peer; returns the changes, in order.
+    pub fn apply(&mut self, now: Instant, deltas: Vec<ParticipantDelta>) -> Vec<KvChange> {
+        let mut changes = Vec::new();
+        for delta in deltas {
+            if delta.node == self.own {
+                continue; // our own state is ours to write
+            }
+            let p = self.participants.entry(delta.node.clone()).or_insert_with(|| Participant::new(delta.generation));
+            if delta.generation < p.generation {
+                continue;
+            }
+            let replace = delta.reset || delta.generation > p.generation;
+            if replace {
+                if !delta.reset && delta.after > 0 {
+                    continue; // a newer generation, but not from its start: wait for a reset
+                }
+                for (key, entry) in std::mem::take(&mut p.entries) {
+                    if entry.value.is_some() {
+                        changes.push(KvChange::Deleted { node: delta.node.clone(), key, version: 0 });
+                    }
+                }
+                *p = Participant::new(delta.generation);
+                p.gc_version = delta.gc_version;
+            } else if p.max_version < delta.after {
+                continue; // a gap: what lies between would be missing
+            }
+            let mut complete = true;
+            for update in delta.updates {
+                if update.version <= p.max_version {
+                    continue; // had it
+                }
+                let new_key = !p.entries.contains_key(&update.key);
+                let too_big = update.key.is_empty()
+                    || update.key.len() > self.limits.max_key_len
+                    || update.value.as_ref().is_some_and(|v| v.len() > self.limits.max_value_len)
+                    || (new_key && p.entries.len() >= self.limits.max_keys);
+                if too_big {
+                    self.rejected += 1;
+                    complete = false;
+                    break; // and not the later versions either: no gaps
+                }
+                let change = match update.value {
+                    Some(_) => {
+                        KvChange::Changed { node: delta.node.clone(), key: update.key.clone(), version: update.version }
+                    }
+                    None => {
+                        KvChange::Deleted { node: delta.node.clone(), key: update.key.clone(), version: update.version }
+                    }
+                };
+                let was_set = p.entries.get(&update.key).is_some_and(|e| e.value.is_some());
+                let deleted_at = update.value.is_none().then_some(now);
+                if update.value.is_some() || was_set {
+                    changes.push(change);
+                }
+                p.put(update.key, Entry { value: update.value, version: update.version, deleted_at });
+            }
+            if complete {
+                p.max_version = p.max_version.max(delta.through);
+            }
+        }
+        changes
+    }
+
+    /// Collects tombstones older than the grace period; peers that have not merged up to them
+    /// since will get a reset of that participant.
+    pub fn collect_tombstones(&mut self, now: Instant) {
+        let grace = self.tombstone_grace;
+        for p in self.participants.values_mut() {
+            let expired: Vec<(CompactString, u64)> = p
+                .entries
+                .iter()
+                .filter(|(_, e)| e.deleted_at.is_some_and(|at| now.saturating_duration_since(at) >= grace))
+                .map(|(k, e)| (k.clone(), e.version))
+                .collect();
+            for (key, version) in expired {
+                p.entries.remove(&key);
+                p.by_version.remove(&version);
+                p.gc_version = p.gc_version.max(version);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const GRACE: Duration = Duration::from_secs(60);
+
+    fn store(name: &str) -> KvStore {
+        KvStore::new(name, 1, KvLimits::default(), GRACE)
+    }
+
+    /// Exchanges deltas both ways with `budget` bytes per message until nothing moves.
+    fn sync(a: &mut KvStore, b: &mut KvStore, now: Instant, budget: usize) -> usize {
+        let mut rounds = 0;
+        loop {
+            let to_b = a.deltas_for(&b.digest(), budget);
+            let to_a = b.deltas_for(&a.digest(), budget);
+            if to_a.is_empty() && to_b.is_empty() {
+                return rounds;
+            }
+            b.apply(now, to_b);
+            a.apply(now, to_a);
+            rounds += 1;
+            assert!(rounds < 10_000, "no progress");
+        }
+    }
+
+    #[test]
+    fn writes_are_versioned_and_limited() {
+        let now = Instant::now();
+        let mut a = KvStore::new("a", 1, KvLimits { max_keys: 2, max_key_len: 4, max_value_len: 3 }, GRACE);
+        assert_eq!(a.set("k1", b"v".to_vec()), Ok(1));
+        assert_eq!(a.set("k1", b"w".to_vec()), Ok(2));
+        assert_eq!(a.get("a", "k1"), Some((&b"w"[..], 2)));
+        assert_eq!(a.set("", vec![]), Err(KvError::EmptyKey));
+        assert_eq!(a.set("long-key", vec![]), Err(KvError::KeyTooLong { len: 8, max: 4 }));
+        assert_eq!(a.set("k2", vec![0; 4]), Err(KvError::ValueTooLarge { len: 4, max: 3 }));
+        assert_eq!(a.set("k2", vec![]), Ok(3));
+        assert_eq!(a.set("k3", vec![]), Err(KvError::TooManyKeys { max: 2 }));
+        assert_eq!(a.delete(now, "k1"), Ok(Some(4)));
+        assert_eq!(a.delete(now, "k1"), Ok(None), "already deleted");
+        assert_eq!(a.get("a", "k1"), None);
+    }
+
+    #[test]
+    fn two_stores_converge_through_small_deltas() {
+        let now = Instant::now();
+        let (mut a, mut b) = (store("a"), store("b"));
+        for i in 0..50 {
+            a.set(&format!("key{i}"), vec![i as u8; 40]).expect("set");
+        }
+        b.set("x", b"1".to_vec()).expect("set");
+        let rounds = sync(&mut a, &mut b, now, 300);
+        assert!(rounds > 5, "a 300-byte budget splits 50 updates over rounds: {rounds}");
+        assert_eq!(b.entries("a").count(), 50);
+        assert_eq!(a.get("b", "x"), Some((&b"1"[..], 1)));
+        assert_eq!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn a_delta_never_skips_a_version() {
+        let (mut a, b) = (store("a"), store("b"));
+        for i in 0..20 {
+            a.set(&format!("k{i}"), vec![0; if i == 5 { 500 } else { 10 }]).expect("set");
+        }
+        let deltas = a.deltas_for(&b.digest(), 400);
+        let versions: Vec<u64> = deltas[0].updates.iter().map(|u| u.version).collect();
+        assert_eq!(versions, vec![1, 2, 3, 4, 5].into_iter().take(versions.len()).collect::<Vec<_>>());
+        assert!(!versions.contains(&6), "the large version 6 did not fit, so nothing after it: {versions:?}");
+    }
+
+    #[test]
+    fn the_most_stale_participant_goes_first() {
+        let now = Instant::now();
+        let (mut a, mut b, mut c) = (store("a"), store("b"), store("c"));
+        a.set("one", vec![1]).expect("set");
+        for i in 0..5 {
+            b.set(&format!("k{i}"), vec![2]).expect("set");
+        }
+        // c learns a and b; a peer that knows nothing gets b's five updates first.
+        let to_c = a.deltas_for(&c.digest(), 10_000);
+        c.apply(now, to_c);
+        let to_c = b.deltas_for(&c.digest(), 10_000);
+        c.apply(now, to_c);
+        let fresh = store("d");
+        let deltas = c.deltas_for(&fresh.digest(), 10_000);
+        let order: Vec<&str> = deltas.iter().map(|d| d.node.as_str()).collect();
+        assert_eq!(order[0], "b", "{order:?}");
+    }
+
+    #[test]
+    fn a_peer_away_longer_than_the_grace_gets_a_reset_not_the_deleted_key() {
+        let t0 = Instant::now();
+        let (mut a, mut b) = (store("a"), store("b"));
+        a.set("doomed", vec![1]).expect("set");
+        a.set("kept", vec![2]).expect("set");
+        sync(&mut a, &mut b, t0, 10_000);
+        assert!(b.get("a", "doomed").is_some());
+        // b goes away; a deletes and, after the grace period, collects the tombstone.
+        a.delete(t0, "doomed").expect("delete");
+        let later = t0 + GRACE + Duration::from_secs(1);
+        a.collect_tombstones(later);
+        let deltas = a.deltas_for(&b.digest(), 10_000);
+        assert!(deltas[0].reset, "b is behind the collected tombstone");
+        let changes = b.apply(later, deltas);
+        assert_eq!(b.get("a", "doomed"), None, "not resurrected");
+        assert_eq!(b.get("a", "kept"), Some((&[2u8][..], 2)));
+        assert!(changes.iter().any(|c| matches!(c, KvChange::Deleted { key, .. } if key == "doomed")));
+        assert_eq!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn a_new_generation_replaces_the_old_state() {
+        let now = Instant::now();
+        let (mut a, mut b) = (store("a"), store("b"));
+        a.set("old", vec![1]).expect("set");
+        sync(&mut a, &mut b, now, 10_000);
+        let mut a2 = KvStore::new("a", 2, KvLimits::default(), GRACE);
+        a2.set("new", vec![2]).expect("set");
+        let changes = b.apply(now, a2.deltas_for(&b.digest(), 10_000));
+        assert_eq!(b.get("a", "old"), None);
+        assert_eq!(b.get("a", "new"), Some((&[2u8][..], 1)));
+        assert!(changes.contains(&KvChange::Deleted { node: "a".into(), key: "old".into(), version: 0 }));
+        // The old generation's deltas are ignored from now on.
+        b.apply(now, a.deltas_for(&[], 10_000));
+        assert_eq!(b.get("a", "old"), None);
+    }
+
+    #[test]
+    fn oversized_updates_from_peers_are_refused_without_a_gap() {
+        let now = Instant::now();
+        let mut big = KvStore::new("a", 1, KvLimits { max_value_len: 100, ..KvLimits::default() }, GRACE);
+        big.set("small", vec![0; 10]).expect("set");
+        big.set("large", vec![0; 100]).expect("set");
+        big.set("after", vec![0; 10]).expect("set");
+        let mut strict = KvStore::new("b", 1, KvLimits { max_value_len: 50, ..KvLimits::default() }, GRACE);
+        strict.apply(now, big.deltas_for(&strict.digest(), 10_000));
+        assert!(strict.get("a", "small").is_some());
+        assert!(strict.get("a", "after").is_none(), "nothing after the refused version");
+        assert_eq!(strict.rejected(), 1);
+        assert_eq!(strict.digest().iter().find(|d| d.node == "a").map(|d| d.max_version), Some(1));
+    }
+}
