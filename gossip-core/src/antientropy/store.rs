@@ -106,8 +106,8 @@ pub struct ParticipantDelta {
     /// Once these updates are merged, the receiver holds everything up to this version (the
     /// last update's, or beyond it when the versions in between were collected tombstones).
     pub through: u64,
-    /// With `reset`: the sender's collected-tombstone version, which the reset makes the
-    /// receiver's too.
+    /// The sender's collected-tombstone version: a reset makes it the receiver's too, and a
+    /// receiver reset past it does not take updates from a sender behind it.
     pub gc_version: u64,
     /// The updates.
     pub updates: Vec<KeyUpdate>,
@@ -292,6 +292,9 @@ impl KvStore {
                 Some(d) if d.generation < p.generation => (true, 0),
                 Some(d) if d.generation > p.generation => continue,
                 Some(d) if d.max_version >= p.max_version => continue,
+                // The peer was reset past tombstones we have not seen collected, and is still
+                // filling in: our older view of the deleted keys must not reach it.
+                Some(d) if d.gc_version > p.gc_version && d.max_version < d.gc_version => continue,
                 Some(d) if d.max_version < p.gc_version && d.gc_version < p.gc_version => (true, 0),
                 Some(d) => (false, d.max_version),
             };
@@ -366,6 +369,11 @@ impl KvStore {
                 p.gc_version = delta.gc_version;
             } else if p.max_version < delta.after {
                 continue; // a gap: what lies between would be missing
+            } else if delta.gc_version < p.gc_version && p.max_version < p.gc_version {
+                // We were reset past collected tombstones and are still filling in; a sender
+                // that has not seen them collected may hold the deleted keys: only the owner's
+                // view (or one as recent) may fill the gap.
+                continue;
             }
             let mut complete = true;
             for update in delta.updates {
