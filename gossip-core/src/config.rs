@@ -164,6 +164,15 @@ pub struct Config {
     /// Probability that a probe or gossip target is picked from another zone when members of
     /// the own zone exist. 1.0 ignores zones.
     pub cross_zone_probability: f64,
+    /// Time between two anti-entropy exchanges of the replicated key/value state with a
+    /// random member (a hash goes first: members in sync exchange one number); `None`
+    /// disables them. (chitchat: `gossip_interval`; Cassandra gossips every second)
+    pub state_sync_interval: Option<Duration>,
+    /// Limits on each member's keys and values.
+    pub kv_limits: crate::antientropy::KvLimits,
+    /// How long a deleted key's tombstone is kept: a member away longer than this gets the
+    /// owner's full state instead of a delta. (Cassandra: `gc_grace_seconds`)
+    pub tombstone_grace: Duration,
     /// Phi accrual failure detection over the arrival times of every datagram members send
     /// (see [`PhiAccrual`]); `None` (the presets) keeps no per-member arrival state.
     pub phi_accrual: Option<PhiAccrual>,
@@ -252,6 +261,9 @@ impl Config {
             dead_reclaim_time: Duration::from_secs(300),
             zone: None,
             cross_zone_probability: 0.1,
+            state_sync_interval: Some(Duration::from_secs(2)),
+            kv_limits: crate::antientropy::KvLimits::default(),
+            tombstone_grace: Duration::from_secs(3600),
             phi_accrual: None,
         }
     }
@@ -310,6 +322,9 @@ impl Config {
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
             ("max_queued_rumors", self.max_queued_rumors as u64),
             ("max_members", self.max_members as u64),
+            ("kv_limits.max_keys", self.kv_limits.max_keys as u64),
+            ("kv_limits.max_key_len", self.kv_limits.max_key_len as u64),
+            ("kv_limits.max_value_len", self.kv_limits.max_value_len as u64),
         ];
         for (field, value) in positive {
             if value == 0 {
@@ -327,6 +342,8 @@ impl Config {
             ("rejoin_interval", Some(self.rejoin_interval)),
             ("reconnect_interval", self.reconnect_interval),
             ("dead_reclaim_time", Some(self.dead_reclaim_time)),
+            ("state_sync_interval", self.state_sync_interval),
+            ("tombstone_grace", Some(self.tombstone_grace)),
         ];
         for (field, value) in durations {
             if value == Some(Duration::ZERO) {

@@ -36,6 +36,9 @@ pub enum CommandError {
         /// Largest size accepted with this MTU.
         max: usize,
     },
+    /// A key/value write broke a limit.
+    #[error(transparent)]
+    Kv(#[from] crate::antientropy::KvError),
 }
 
 /// Why `Node::new` refused.

@@ -30,4 +30,22 @@ pub enum Event<A> {
         /// Application payload.
         payload: Vec<u8>,
     },
+    /// A member's key has a new value (read it with `Node::get`).
+    KeyChanged {
+        /// The member owning the key.
+        node: CompactString,
+        /// The key.
+        key: CompactString,
+        /// The owner's version of this write.
+        version: u64,
+    },
+    /// A member's key was deleted (version 0: dropped with the member's old generation).
+    KeyDeleted {
+        /// The member owning the key.
+        node: CompactString,
+        /// The key.
+        key: CompactString,
+        /// The owner's version of the deletion.
+        version: u64,
+    },
 }

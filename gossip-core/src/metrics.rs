@@ -78,13 +78,13 @@ pub struct Metrics {
     /// Bytes sent.
     pub bytes_out: u64,
     /// Messages received, by [`MessageKind`] index.
-    pub messages_in: [u64; 9],
+    pub messages_in: [u64; MessageKind::COUNT],
     /// Messages sent, by [`MessageKind`] index.
-    pub messages_out: [u64; 9],
+    pub messages_out: [u64; MessageKind::COUNT],
     /// Encoded bytes of messages received, by kind.
-    pub message_bytes_in: [u64; 9],
+    pub message_bytes_in: [u64; MessageKind::COUNT],
     /// Encoded bytes of messages sent, by kind.
-    pub message_bytes_out: [u64; 9],
+    pub message_bytes_out: [u64; MessageKind::COUNT],
     /// Dropped datagrams, by [`DropReason`] index (for [`DropReason::WrongTarget`]: dropped
     /// pings, counted per message).
     pub drops: [u64; 9],
@@ -124,6 +124,11 @@ pub struct Metrics {
     pub rumors_evicted: u64,
     /// Join attempts sent to seeds.
     pub join_attempts: u64,
+    /// Anti-entropy delta messages sent.
+    pub state_deltas_sent: u64,
+    /// Key/value updates from peers refused for breaking `kv_limits` (with the owner's later
+    /// updates, which must not skip a version).
+    pub state_updates_refused: u64,
     /// Gauge: Lifeguard local health score (0 = healthy).
     pub health_score: u32,
     /// Gauge: smoothed round-trip time of direct pings in microseconds (0 until measured).

@@ -127,6 +127,12 @@ pub struct Node<A: Address> {
     pub(crate) swim: Swim<A>,
     pub(crate) health: Health,
     pub(crate) phi: crate::membership::phi::PhiDetector,
+    /// The replicated key/value state.
+    pub(crate) state: crate::antientropy::KvStore,
+    /// Where the next anti-entropy digest page starts.
+    pub(crate) state_cursor: CompactString,
+    /// An anti-entropy exchange is due: the next probe ping opens it.
+    pub(crate) state_syn_due: bool,
     pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
     pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
     /// When to send each suspect a check ping.
@@ -178,6 +184,14 @@ impl<A: Address> Node<A> {
             members: MemberTable::new(config.zone.as_deref(), keys),
             swim: Swim::default(),
             phi: crate::membership::phi::PhiDetector::default(),
+            state: crate::antientropy::KvStore::new(
+                &identity.name,
+                identity.generation,
+                config.kv_limits.clone(),
+                config.tombstone_grace,
+            ),
+            state_cursor: CompactString::default(),
+            state_syn_due: false,
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
@@ -210,6 +224,7 @@ impl<A: Address> Node<A> {
             (Timer::Reconnect, node.config.reconnect_interval),
             (Timer::Rejoin, Some(node.config.rejoin_interval)),
             (Timer::Reclaim, Some(node.reclaim_period())),
+            (Timer::StateSync, node.config.state_sync_interval),
         ] {
             if let Some(p) = period {
                 let phase = p.mul_f64(node.rng.random::<f64>());
@@ -273,7 +288,11 @@ impl<A: Address> Node<A> {
                 Message::Member { record, accuser: Some(a) } => valid_record(record) && valid_name(a),
                 Message::SyncPage { members, .. } => members.iter().all(valid_record),
                 Message::Broadcast { origin, .. } => valid_name(origin),
-                Message::Ack { .. } | Message::Nack { .. } | Message::SyncDigest { .. } => true,
+                Message::Ack { .. } | Message::Nack { .. } | Message::SyncDigest { .. } | Message::StateSyn { .. } => {
+                    true
+                }
+                Message::StateDigest { entries, .. } => entries.iter().all(|d| valid_name(&d.node)),
+                Message::StateDelta { deltas } => deltas.iter().all(|d| valid_name(&d.node)),
             };
             if !names_ok {
                 return Err(HandleError::InvalidName);
@@ -297,6 +316,11 @@ impl<A: Address> Node<A> {
             Message::SyncDigest { digest, since, .. } => self.on_sync_digest(now, from, digest, since),
             Message::SyncPage { end, members } => self.on_sync_page(now, from, end, members),
             Message::Broadcast { origin, id, payload } => self.on_broadcast(now, origin, id, payload),
+            Message::StateSyn { hash } => self.on_state_syn(from, hash),
+            Message::StateDigest { start, end, entries, reply } => {
+                self.on_state_digest(from, start, end, entries, reply)
+            }
+            Message::StateDelta { deltas } => self.on_state_delta(now, deltas),
         }
     }
 
@@ -374,8 +398,16 @@ impl<A: Address> Node<A> {
                 let next = self.jittered(self.config.rejoin_interval);
                 self.timers.set(Timer::Rejoin, now + next);
             }
+            Timer::StateSync => {
+                self.state_sync_tick();
+                if let Some(period) = self.config.state_sync_interval {
+                    let next = self.jittered(period);
+                    self.timers.set(Timer::StateSync, now + next);
+                }
+            }
             Timer::Reclaim => {
                 self.reclaim(now);
+                self.state.collect_tombstones(now);
                 let next = self.reclaim_period();
                 self.timers.set(Timer::Reclaim, now + next);
             }
@@ -560,6 +592,39 @@ impl<A: Address> Node<A> {
     /// What this node believes of one member.
     pub fn member(&self, name: &str) -> Option<MemberRecord<A>> {
         self.members.find(name).and_then(|s| self.members.record(s))
+    }
+
+    /// Sets one of this node's keys, replicated to every member by anti-entropy; returns the
+    /// version written.
+    pub fn set(&mut self, key: &str, value: Vec<u8>) -> Result<u64, CommandError> {
+        if self.self_state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        Ok(self.state.set(key, value)?)
+    }
+
+    /// Deletes one of this node's keys (a tombstone replicates the deletion); returns the
+    /// deletion's version, or `None` if the key was not set.
+    pub fn delete(&mut self, now: Instant, key: &str) -> Result<Option<u64>, CommandError> {
+        if self.self_state == MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        Ok(self.state.delete(now, key)?)
+    }
+
+    /// Member `node`'s value of `key` as this node knows it, with its version.
+    pub fn get(&self, node: &str, key: &str) -> Option<(&[u8], u64)> {
+        self.state.get(node, key)
+    }
+
+    /// Member `node`'s keys as this node knows them: (key, value, version).
+    pub fn keys<'a>(&'a self, node: &str) -> impl Iterator<Item = (&'a str, &'a [u8], u64)> + 'a {
+        self.state.entries(node)
+    }
+
+    /// Hash of this node's key/value digest: equal on members holding the same versions.
+    pub fn state_digest_hash(&self) -> u64 {
+        self.state.digest_hash()
     }
 
     /// Phi accrual suspicion level of member `name` at `now`: about `-log10` of the chance

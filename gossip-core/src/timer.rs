@@ -25,11 +25,13 @@ pub(crate) enum Timer {
     Rejoin,
     /// Next sweep forgetting long-dead members.
     Reclaim,
+    /// Next anti-entropy exchange of the key/value state.
+    StateSync,
 }
 
 impl Timer {
     /// Firing order when several are due at once.
-    pub const ALL: [Timer; 8] = [
+    pub const ALL: [Timer; 9] = [
         Timer::ProbeTimeout,
         Timer::Probe,
         Timer::Gossip,
@@ -38,13 +40,14 @@ impl Timer {
         Timer::Join,
         Timer::Rejoin,
         Timer::Reclaim,
+        Timer::StateSync,
     ];
 }
 
 /// Deadlines of the node-wide timers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; 8],
+    deadlines: [Option<Instant>; 9],
 }
 
 impl TimerTable {

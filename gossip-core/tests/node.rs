@@ -1142,3 +1142,51 @@ fn phi_rises_with_a_members_silence_and_conviction_suspects_it() {
     assert_eq!(a.metrics().phi_convictions, 1);
     assert_eq!(a.metrics().probe_failures, 0, "no probe was involved");
 }
+
+// ----- anti-entropy of key/value state ---------------------------------------------------------
+
+#[test]
+fn keys_replicate_by_anti_entropy_and_deletions_follow() {
+    let config = Config { state_sync_interval: Some(Duration::from_millis(500)), ..Config::lan() };
+    let mut c = Cluster::joined(&["a", "b", "c"], &config);
+    for i in 0..30 {
+        c.nodes[0].set(&format!("key-{i:02}"), vec![i as u8; 100]).expect("within limits");
+    }
+    assert_eq!(c.nodes[1].get("a", "key-00"), None);
+    c.run(Duration::from_secs(20), Duration::from_millis(50));
+    for node in &c.nodes[1..] {
+        assert_eq!(node.keys("a").count(), 30, "{} holds all of a's keys", node.name());
+        assert_eq!(node.get("a", "key-07"), Some((&[7u8; 100][..], 8)));
+        assert_eq!(node.state_digest_hash(), c.nodes[0].state_digest_hash());
+    }
+    let changed = c.events[2].iter().filter(|e| matches!(e, Event::KeyChanged { node, .. } if node == "a")).count();
+    assert_eq!(changed, 30, "one KeyChanged per key");
+    // 30 values of 100 bytes do not fit one 1400-byte datagram: the deltas were split.
+    let deltas: u64 = c.nodes.iter().map(|n| n.metrics().sent(MessageKind::StateDelta)).sum();
+    assert!(deltas >= 3, "{deltas} delta messages");
+    // A deletion follows the same way.
+    let now = c.now;
+    assert_eq!(c.nodes[0].delete(now, "key-07").expect("valid"), Some(31));
+    c.run(Duration::from_secs(10), Duration::from_millis(50));
+    assert_eq!(c.nodes[2].get("a", "key-07"), None);
+    assert!(c.events[2].iter().any(|e| matches!(e, Event::KeyDeleted { key, version: 31, .. } if key == "key-07")));
+    // In sync, an exchange is one hash: no more deltas go out.
+    let before: u64 = c.nodes.iter().map(|n| n.metrics().sent(MessageKind::StateDelta)).sum();
+    c.run(Duration::from_secs(10), Duration::from_millis(50));
+    let after: u64 = c.nodes.iter().map(|n| n.metrics().sent(MessageKind::StateDelta)).sum();
+    assert_eq!(before, after);
+    assert!(c.nodes.iter().map(|n| n.metrics().sent(MessageKind::StateSyn)).sum::<u64>() > 20);
+}
+
+#[test]
+fn key_value_writes_break_limits_with_clear_errors() {
+    let mut a = new_node(Config::lan(), "a", 1, Instant::now());
+    let max = Config::lan().kv_limits.max_value_len;
+    assert_eq!(
+        a.set("big", vec![0; max + 1]),
+        Err(CommandError::Kv(gossip_core::antientropy::KvError::ValueTooLarge { len: max + 1, max }))
+    );
+    assert_eq!(a.set("", vec![]), Err(CommandError::Kv(gossip_core::antientropy::KvError::EmptyKey)));
+    assert_eq!(a.set("ok", vec![1]), Ok(1));
+    assert_eq!(a.get("a", "ok"), Some((&[1u8][..], 1)));
+}

@@ -363,3 +363,33 @@ fn phi_conviction_alongside_swim_removes_a_crash_and_no_live_member() {
     let deaths = dead_declarations(&sim.take_trace());
     assert!(deaths.iter().all(|(_, name)| name == "n7"), "live member declared dead: {deaths:?}");
 }
+
+#[test]
+fn key_value_state_reaches_every_node_under_loss_and_a_restart_replaces_its_keys() {
+    let (mut sim, ids) = cluster(31, 50, Config::lan(), NetConfig { loss: 0.1, ..NetConfig::default() });
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    for (w, &id) in ids.iter().enumerate().take(5) {
+        let node = sim.node_mut(id).expect("node");
+        for k in 0..20 {
+            node.set(&format!("w{w}-k{k}"), vec![k as u8; 64]).expect("set");
+        }
+    }
+    let all_have = |s: &Sim, keys: usize| {
+        s.up_ids().iter().all(|&i| {
+            s.node(i).is_some_and(|n| (0..5).map(|w| n.keys(&format!("n{w}")).count()).sum::<usize>() == keys)
+        })
+    };
+    let start = sim.elapsed();
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), |s| all_have(s, 100)));
+    eprintln!("100 keys of 5 writers on 50 nodes under 10% loss in {:?}", sim.elapsed() - start);
+    let hash = sim.node(ids[0]).map(|n| n.state_digest_hash());
+    assert!(sim.up_ids().iter().all(|&i| sim.node(i).map(|n| n.state_digest_hash()) == hash));
+    // n3 restarts (new generation) and writes one key: its 20 old keys go everywhere.
+    sim.restart(ids[3]);
+    sim.node_mut(ids[3]).expect("restarted").set("fresh", vec![1]).expect("set");
+    assert!(sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(300), |s| {
+        s.up_ids().iter().all(|&i| {
+            s.node(i).is_some_and(|n| n.keys("n3").map(|(k, _, _)| k.to_owned()).collect::<Vec<_>>() == ["fresh"])
+        })
+    }));
+}

@@ -7,10 +7,13 @@
 //!   merging, tombstones and their safe collection (a peer that was away longer than the
 //!   grace period gets a full reset instead of resurrecting deleted keys).
 //!
-//! Status: the store and its reconciliation logic are complete and tested here; carrying
-//! digests and deltas on the wire (the SYN / ACK / ACK2 exchange, paging, the in-sync hash)
-//! and the node's `set` / `delete` commands are the next step of this layer.
+//! - `exchange`: the exchange on the wire: a hash first, then digest pages by name range and
+//!   MTU-sized deltas both ways.
+//!
+//! Not yet here (issue 4): fresh updates piggybacked on rumors (anti-entropy alone carries
+//! them now), and the adapters' and agent's key/value commands.
 
+mod exchange;
 pub mod store;
 
 pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelta, ParticipantDigest};

@@ -110,6 +110,7 @@ pub struct ParticipantDelta {
     /// receiver reset past it does not take updates from a sender behind it.
     pub gc_version: u64,
     /// The updates.
+    #[serde(deserialize_with = "crate::wire::bounded::vec")]
     pub updates: Vec<KeyUpdate>,
 }
 
@@ -259,17 +260,54 @@ impl KvStore {
         self.rejected
     }
 
-    /// What this node holds, per participant.
+    /// What this node holds, per participant (participants that never wrote anything are
+    /// left out: a cluster without keys keeps no per-member state).
     pub fn digest(&self) -> Vec<ParticipantDigest> {
+        self.digest_from("", usize::MAX).0
+    }
+
+    fn digest_of(node: &CompactString, p: &Participant) -> Option<ParticipantDigest> {
+        (p.max_version > 0).then(|| ParticipantDigest {
+            node: node.clone(),
+            generation: p.generation,
+            max_version: p.max_version,
+            gc_version: p.gc_version,
+        })
+    }
+
+    /// Order-independent hash of the digest: two stores holding the same versions of the
+    /// same participants hash alike, so an exchange between stores in sync costs one number.
+    pub fn digest_hash(&self) -> u64 {
         self.participants
             .iter()
-            .map(|(node, p)| ParticipantDigest {
-                node: node.clone(),
-                generation: p.generation,
-                max_version: p.max_version,
-                gc_version: p.gc_version,
+            .filter_map(|(node, p)| Self::digest_of(node, p))
+            .map(|d| {
+                let mut buf = [0u8; 24];
+                buf[..8].copy_from_slice(&d.generation.to_le_bytes());
+                buf[8..16].copy_from_slice(&d.max_version.to_le_bytes());
+                buf[16..].copy_from_slice(&d.gc_version.to_le_bytes());
+                xxhash_rust::xxh3::xxh3_64_with_seed(d.node.as_bytes(), xxhash_rust::xxh3::xxh3_64(&buf))
             })
-            .collect()
+            .fold(0, |acc, h| acc ^ h)
+    }
+
+    /// The digest of the participants named `start` or later, in name order, up to `budget`
+    /// encoded bytes; with the name where the next page starts, if any is left.
+    pub fn digest_from(&self, start: &str, budget: usize) -> (Vec<ParticipantDigest>, Option<CompactString>) {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        for (node, p) in
+            self.participants.range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
+        {
+            let Some(d) = Self::digest_of(node, p) else { continue };
+            let size = postcard::experimental::serialized_size(&d).unwrap_or(usize::MAX);
+            if used.saturating_add(size) > budget && !out.is_empty() {
+                return (out, Some(node.clone()));
+            }
+            used = used.saturating_add(size);
+            out.push(d);
+        }
+        (out, None)
     }
 
     /// Forgets a participant (a member that left or died and was reclaimed).
@@ -283,10 +321,27 @@ impl KvStore {
     /// postcard encodes them): participants the peer is furthest behind on first, each one's
     /// updates in version order and cut, never skipped, where the budget runs out.
     pub fn deltas_for(&self, peer: &[ParticipantDigest], budget: usize) -> Vec<ParticipantDelta> {
+        self.deltas_in_range(peer, "", None, budget)
+    }
+
+    /// Like [`KvStore::deltas_for`] for a digest page: only participants named from `start`
+    /// up to (excluding) `end`, the range the page covers; in it, participants missing from
+    /// the page are ones the peer lacks.
+    pub fn deltas_in_range(
+        &self,
+        peer: &[ParticipantDigest],
+        start: &str,
+        end: Option<&str>,
+        budget: usize,
+    ) -> Vec<ParticipantDelta> {
         let known: BTreeMap<&str, &ParticipantDigest> = peer.iter().map(|d| (d.node.as_str(), d)).collect();
         // (missing updates, node, reset, after)
         let mut wanted: Vec<(usize, &CompactString, bool, u64)> = Vec::new();
-        for (node, p) in &self.participants {
+        let upper = end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        for (node, p) in self.participants.range::<str, _>((std::ops::Bound::Included(start), upper)) {
+            if p.max_version == 0 {
+                continue; // nothing written
+            }
             let (reset, after) = match known.get(node.as_str()) {
                 None => (true, 0),
                 Some(d) if d.generation < p.generation => (true, 0),

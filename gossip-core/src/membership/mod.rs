@@ -403,6 +403,7 @@ impl<A: Address> Node<A> {
             }
             if let Some(m) = self.members.remove(slot) {
                 self.phi.forget(slot);
+                self.state.forget(&m.name);
                 self.dissemination.members.remove(&slot);
                 self.forgotten.insert(m.name.clone(), (m.generation, m.incarnation));
                 self.forgotten_order.push_back((now + keep, m.name));

@@ -242,6 +242,8 @@ impl<A: Address> Node<A> {
             if let Some(rumor) = self.member_rumor_for(slot) {
                 messages.push(rumor);
             }
+        } else if let Some(syn) = self.take_state_syn() {
+            messages.push(syn); // anti-entropy rides on the probe
         }
         self.outbox.push_back(Outgoing { dest, messages, piggyback: true });
         self.swim.probe =

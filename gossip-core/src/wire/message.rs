@@ -163,6 +163,32 @@ pub enum Message<A> {
         #[serde(with = "serde_bytes")]
         payload: Vec<u8>,
     },
+    /// Anti-entropy opening: a hash of the sender's key/value digest. Equal hashes end the
+    /// exchange (one number when in sync); otherwise the receiver answers with a digest page.
+    StateSyn {
+        /// [`crate::antientropy::KvStore::digest_hash`] of the sender.
+        hash: u64,
+    },
+    /// One page of a key/value digest: the participants named from `start` up to (excluding)
+    /// `end` (to the last one if `None`).
+    StateDigest {
+        /// First participant name the page covers.
+        start: CompactString,
+        /// Where the page ends.
+        end: Option<CompactString>,
+        /// The sender's digest of those participants.
+        #[serde(deserialize_with = "crate::wire::bounded::vec")]
+        entries: Vec<crate::antientropy::ParticipantDigest>,
+        /// Whether the receiver should answer with its own digest of the same range (after
+        /// sending the deltas the sender lacks).
+        reply: bool,
+    },
+    /// Key/value updates the receiver lacks.
+    StateDelta {
+        /// Per participant, in version order, never skipping.
+        #[serde(deserialize_with = "crate::wire::bounded::vec")]
+        deltas: Vec<crate::antientropy::ParticipantDelta>,
+    },
 }
 
 /// Kinds of [`Message`], for metrics.
@@ -186,11 +212,17 @@ pub enum MessageKind {
     SyncPage,
     /// [`Message::Broadcast`].
     Broadcast,
+    /// [`Message::StateSyn`].
+    StateSyn,
+    /// [`Message::StateDigest`].
+    StateDigest,
+    /// [`Message::StateDelta`].
+    StateDelta,
 }
 
 impl MessageKind {
     /// Every kind, in index order.
-    pub const ALL: [MessageKind; 9] = [
+    pub const ALL: [MessageKind; MessageKind::COUNT] = [
         MessageKind::Ping,
         MessageKind::Ack,
         MessageKind::Nack,
@@ -200,7 +232,13 @@ impl MessageKind {
         MessageKind::SyncDigest,
         MessageKind::SyncPage,
         MessageKind::Broadcast,
+        MessageKind::StateSyn,
+        MessageKind::StateDigest,
+        MessageKind::StateDelta,
     ];
+
+    /// Number of kinds.
+    pub const COUNT: usize = 12;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -214,6 +252,9 @@ impl MessageKind {
             MessageKind::SyncDigest => "sync_digest",
             MessageKind::SyncPage => "sync_page",
             MessageKind::Broadcast => "broadcast",
+            MessageKind::StateSyn => "state_syn",
+            MessageKind::StateDigest => "state_digest",
+            MessageKind::StateDelta => "state_delta",
         }
     }
 
@@ -235,6 +276,9 @@ impl<A> Message<A> {
             Message::SyncDigest { .. } => MessageKind::SyncDigest,
             Message::SyncPage { .. } => MessageKind::SyncPage,
             Message::Broadcast { .. } => MessageKind::Broadcast,
+            Message::StateSyn { .. } => MessageKind::StateSyn,
+            Message::StateDigest { .. } => MessageKind::StateDigest,
+            Message::StateDelta { .. } => MessageKind::StateDelta,
         }
     }
 }

@@ -3,7 +3,7 @@
 //! Encoding is postcard (serde). Every decoding failure is a typed [`DecodeError`], never a
 //! panic, and no length field makes the decoder allocate more than the datagram holds.
 
-mod bounded;
+pub(crate) mod bounded;
 pub mod codec;
 mod message;
 

@@ -1,0 +1,97 @@
+//! The anti-entropy exchange on the wire, one random member every `state_sync_interval`.
+//!
+//! 1. A → B `StateSyn { hash }`, riding on A's next probe ping: equal hashes end it (stores in
+//!    sync exchange one number, and no extra datagram).
+//! 2. B → A `StateDigest { range, reply }`: one MTU-sized page of B's digest, the next range
+//!    after the one B last sent (large digests are covered over several rounds).
+//! 3. A → B `StateDelta` with what B lacks in that range (most stale first, never skipping,
+//!    cut at the MTU), then A's own `StateDigest` of the same range.
+//! 4. B → A `StateDelta` with what A lacks there.
+//!
+//! This is Cassandra's SYN / ACK / ACK2 with a hash in front and a name range on every digest.
+
+use std::time::Instant;
+
+use compact_str::CompactString;
+
+use crate::event::Event;
+use crate::membership::table::Address;
+use crate::node::{Node, Outgoing};
+use crate::wire::{codec, Message};
+
+use super::KvChange;
+
+/// Bytes of a datagram's room kept for the message's own framing.
+const FRAMING: usize = 48;
+
+impl<A: Address> Node<A> {
+    /// Room for one anti-entropy message after the envelope.
+    fn state_room(&self) -> usize {
+        let mut header = Vec::new();
+        codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
+        self.config.mtu.saturating_sub(header.len() + FRAMING)
+    }
+
+    /// Time for an exchange: the next probe's ping carries the opening hash, so a cluster in
+    /// sync pays a few bytes on datagrams it sends anyway, and no extra packet. (The probe
+    /// target is a random member in randomized round-robin order.)
+    pub(crate) fn state_sync_tick(&mut self) {
+        self.state_syn_due = true;
+    }
+
+    /// The opening hash, if an exchange is due.
+    pub(crate) fn take_state_syn(&mut self) -> Option<Message<A>> {
+        std::mem::take(&mut self.state_syn_due).then(|| Message::StateSyn { hash: self.state.digest_hash() })
+    }
+
+    pub(crate) fn on_state_syn(&mut self, from: &A, hash: u64) {
+        if hash == self.state.digest_hash() {
+            return;
+        }
+        let start = self.state_cursor.clone();
+        let (entries, end) = self.state.digest_from(&start, self.state_room());
+        // Next time, the next range (or from the start again).
+        self.state_cursor = end.clone().unwrap_or_default();
+        let message = Message::StateDigest { start, end, entries, reply: true };
+        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+    }
+
+    pub(crate) fn on_state_digest(
+        &mut self,
+        from: &A,
+        start: CompactString,
+        end: Option<CompactString>,
+        entries: Vec<crate::antientropy::ParticipantDigest>,
+        reply: bool,
+    ) {
+        let deltas = self.state.deltas_in_range(&entries, &start, end.as_deref(), self.state_room());
+        if !deltas.is_empty() {
+            self.metrics.state_deltas_sent += 1;
+            let message = Message::StateDelta { deltas };
+            self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+        }
+        if reply {
+            // Our digest of the same range, so the peer can send what we lack there. Cut at the
+            // MTU like any page; what does not fit waits for a later round.
+            let (mine, cut) = self.state.digest_from(&start, self.state_room());
+            let end = match (cut, end) {
+                (Some(c), Some(e)) => Some(c.min(e)),
+                (c, e) => c.or(e),
+            };
+            let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.node < *e)).collect();
+            let message = Message::StateDigest { start, end, entries: mine, reply: false };
+            self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+        }
+    }
+
+    pub(crate) fn on_state_delta(&mut self, now: Instant, deltas: Vec<crate::antientropy::ParticipantDelta>) {
+        let before = self.state.rejected();
+        for change in self.state.apply(now, deltas) {
+            self.events.push_back(match change {
+                KvChange::Changed { node, key, version } => Event::KeyChanged { node, key, version },
+                KvChange::Deleted { node, key, version } => Event::KeyDeleted { node, key, version },
+            });
+        }
+        self.metrics.state_updates_refused += self.state.rejected() - before;
+    }
+}
