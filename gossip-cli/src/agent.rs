@@ -18,7 +18,10 @@ use crate::local::{self, RuntimeKind};
     members          print the live members as one JSON line\n  \
     broadcast TEXT   send TEXT to every member (delivered once each)\n  \
     leave            leave the cluster gracefully and exit\n  \
-    set K V, del K, get NODE K   key/value state: arrives with the anti-entropy layer")]
+    set KEY VALUE    set one of this node's keys (replicated to every member)\n  \
+    del KEY          delete one of this node's keys\n  \
+    get NODE KEY     print NODE's value of KEY as this node knows it\n  \
+    keys NODE        print NODE's keys as this node knows them")]
 pub struct AgentArgs {
     /// Address to bind, e.g. 127.0.0.1:7946 (or 0.0.0.0:7946 with --advertise).
     #[arg(long)]
@@ -42,7 +45,7 @@ pub struct AgentArgs {
     /// Keyring file for encryption (arrives with the security layer).
     #[arg(long)]
     keyring: Option<std::path::PathBuf>,
-    /// Initial key/value pairs K=V (arrive with the anti-entropy layer).
+    /// Key/value pair KEY=VALUE this node sets at start; repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
 }
@@ -54,8 +57,10 @@ pub fn run(args: AgentArgs) -> Result<(), String> {
     if args.keyring.is_some() {
         return Err("--keyring: encryption is not implemented yet (security layer)".into());
     }
-    if !args.set.is_empty() {
-        return Err("--set: key/value state is not implemented yet (anti-entropy layer)".into());
+    for pair in &args.set {
+        if !pair.contains('=') {
+            return Err(format!("--set {pair}: expected KEY=VALUE"));
+        }
     }
     let rt = local::runtime()?;
     rt.block_on(agent(args))
@@ -91,6 +96,12 @@ fn event_json(event: &Event<SocketAddr>) -> Value {
             "id": id,
             "text": String::from_utf8_lossy(payload),
         }),
+        Event::KeyChanged { node, key, version } => {
+            json!({"event": "key_changed", "node": node.as_str(), "key": key.as_str(), "version": version})
+        }
+        Event::KeyDeleted { node, key, version } => {
+            json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})
+        }
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
@@ -119,6 +130,11 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         "{}",
         json!({"event": "started", "name": handle.name(), "addr": handle.local_addr().to_string(), "generation": handle.generation()})
     );
+    for pair in &args.set {
+        if let Some((key, value)) = pair.split_once('=') {
+            handle.set(key, value.as_bytes().to_vec()).map_err(|e| format!("--set {pair}: {e}"))?;
+        }
+    }
     let mut stdin = BufReader::new(tokio::io::stdin()).lines();
     let mut stdin_open = true;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
@@ -163,10 +179,39 @@ fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
             Err(e) => out!("{}", json!({"event": "error", "command": "broadcast", "error": e.to_string()})),
         },
         "leave" => return true,
-        "set" | "del" | "get" => out!(
-            "{}",
-            json!({"event": "error", "command": cmd, "error": "key/value state is not implemented yet (anti-entropy layer)"})
-        ),
+        "set" => {
+            let (key, value) = rest.split_once(' ').unwrap_or((rest, ""));
+            match handle.set(key, value.as_bytes().to_vec()) {
+                Ok(version) => out!("{}", json!({"event": "set", "key": key, "version": version})),
+                Err(e) => out!("{}", json!({"event": "error", "command": "set", "error": e.to_string()})),
+            }
+        }
+        "del" => match handle.delete(rest) {
+            Ok(version) => out!("{}", json!({"event": "deleted", "key": rest, "version": version})),
+            Err(e) => out!("{}", json!({"event": "error", "command": "del", "error": e.to_string()})),
+        },
+        "get" => {
+            let (node, key) = rest.split_once(' ').unwrap_or((rest, ""));
+            let found = handle.get(node, key);
+            out!(
+                "{}",
+                json!({
+                    "event": "value",
+                    "node": node,
+                    "key": key,
+                    "value": found.as_ref().map(|(v, _)| String::from_utf8_lossy(v).into_owned()),
+                    "version": found.map(|(_, version)| version),
+                })
+            );
+        }
+        "keys" => {
+            let keys: Vec<Value> = handle
+                .keys(rest)
+                .into_iter()
+                .map(|(k, v, version)| json!({"key": k, "value": String::from_utf8_lossy(&v), "version": version}))
+                .collect();
+            out!("{}", json!({"event": "keys", "node": rest, "keys": keys}));
+        }
         other => out!("{}", json!({"event": "error", "command": other, "error": "unknown command"})),
     }
     false

@@ -6,7 +6,7 @@
 //! |---|---|
 //! | [`membership`] | SWIM failure detection with the Lifeguard extensions (and phi accrual), join, leave, push-pull |
 //! | [`dissemination`] | rumors piggybacked on every packet, retransmit-limited, failure news first |
-//! | [`antientropy`] | replicated key/value state reconciled Scuttlebutt-style (store and reconciliation; not yet on the wire) |
+//! | [`antientropy`] | replicated key/value state reconciled Scuttlebutt-style: digests, deltas, tombstones |
 //! | [`wire`] | messages, envelope and the bounded postcard codec |
 //! | [`config`] | settings, presets (`lan`, `wan`, `local`) and validation |
 //! | [`event`], [`transmit`], [`metrics`] | what the node hands back to its driver |
@@ -16,8 +16,7 @@
 //! inputs give the same outputs. See [`Node`] for the driving loop. Runtime adapters
 //! (`gossip-tokio`, `gossip-smol`, `gossip-quic`) and the simulator (`gossip-sim`) drive it.
 //!
-//! Exchanging the key/value state on the wire, CRDTs and aggregation are later layers and
-//! are not in this crate yet.
+//! CRDTs and aggregation are later layers and are not in this crate yet.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 

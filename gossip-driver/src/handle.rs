@@ -39,7 +39,7 @@ impl Drop for Guard {
 /// snapshots of the node's current state. When every clone is dropped the node leaves the
 /// cluster gracefully and stops.
 ///
-/// More operations (key/value state, CRDTs, aggregates) join these as the core grows.
+/// More operations (CRDTs, aggregates) join these as the core grows.
 #[derive(Clone)]
 pub struct Handle {
     guard: Arc<Guard>,
@@ -127,6 +127,29 @@ impl Handle {
     pub fn broadcast(&self, payload: impl Into<Vec<u8>>) -> Result<u64, DriverError> {
         let payload = payload.into();
         self.command(|node, now| node.broadcast(now, payload).map_err(DriverError::from))
+    }
+
+    /// Sets one of this node's keys, replicated to every member by anti-entropy (members see
+    /// [`Event::KeyChanged`](gossip_core::Event::KeyChanged)); returns the version written.
+    pub fn set(&self, key: &str, value: impl Into<Vec<u8>>) -> Result<u64, DriverError> {
+        let value = value.into();
+        self.command(|node, _| node.set(key, value).map_err(DriverError::from))
+    }
+
+    /// Deletes one of this node's keys; returns the deletion's version, or `None` if the key
+    /// was not set.
+    pub fn delete(&self, key: &str) -> Result<Option<u64>, DriverError> {
+        self.command(|node, now| node.delete(now, key).map_err(DriverError::from))
+    }
+
+    /// Member `node`'s value of `key` as this node knows it, with its version.
+    pub fn get(&self, node: &str, key: &str) -> Option<(Vec<u8>, u64)> {
+        self.shared().lock().node.get(node, key).map(|(v, version)| (v.to_vec(), version))
+    }
+
+    /// Member `node`'s keys as this node knows them: (key, value, version), in key order.
+    pub fn keys(&self, node: &str) -> Vec<(String, Vec<u8>, u64)> {
+        self.shared().lock().node.keys(node).map(|(k, v, version)| (k.to_owned(), v.to_vec(), version)).collect()
     }
 
     /// A new stream of this node's events from now on, with its own queue.

@@ -14,6 +14,7 @@ pub fn fast_config() -> Config {
         probe_timeout: Duration::from_millis(200),
         gossip_interval: Duration::from_millis(100),
         push_pull_interval: Some(Duration::from_secs(5)),
+        state_sync_interval: Some(Duration::from_millis(500)),
         join_retry_initial: Duration::from_millis(100),
         ..Config::local()
     }

@@ -295,3 +295,27 @@ fn slow_event_consumer_is_told_it_lagged() {
     let mut fresh = slow.handle.subscribe();
     assert!(fresh.try_recv().is_none());
 }
+
+#[test]
+fn keys_set_on_one_node_reach_every_node_and_a_deletion_follows() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let adapter = |i: usize| if i & 1 == 0 { Adapter::Tokio } else { Adapter::Smol };
+    let mut nodes = start_cluster(12, "kv", adapter);
+    assert_converges(&mut nodes, Duration::from_secs(20));
+    for i in 0..10 {
+        nodes[3].handle.set(&format!("key{i}"), format!("value {i}").into_bytes()).expect("set");
+    }
+    let t = wait_until(&mut nodes, Duration::from_secs(30), |ns| ns.iter().all(|n| n.handle.keys("kv3").len() == 10));
+    let Some(t) = t else { panic!("keys did not reach everyone") };
+    eprintln!("10 keys reached 12 nodes in {t:?}");
+    assert_eq!(nodes[7].handle.get("kv3", "key4"), Some((b"value 4".to_vec(), 5)));
+    assert!(
+        nodes[7].count_events(|e| matches!(e, Event::KeyChanged { node, key, .. } if node == "kv3" && key == "key4"))
+            >= 1
+    );
+    assert_eq!(nodes[3].handle.delete("key4").expect("delete"), Some(11));
+    let gone =
+        wait_until(&mut nodes, Duration::from_secs(30), |ns| ns.iter().all(|n| n.handle.get("kv3", "key4").is_none()));
+    assert!(gone.is_some(), "the deletion reached everyone");
+}

@@ -11,7 +11,7 @@
 //!   MTU-sized deltas both ways.
 //!
 //! Not yet here (issue 4): fresh updates piggybacked on rumors (anti-entropy alone carries
-//! them now), and the adapters' and agent's key/value commands.
+//! them now, one exchange per `state_sync_interval`).
 
 mod exchange;
 pub mod store;
