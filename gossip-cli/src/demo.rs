@@ -1,5 +1,5 @@
 //! `gossip demo`: 16 real UDP nodes on 127.0.0.1 in one process. Shows them join, a
-//! broadcast spreading, a crashed node detected, a graceful leave, and the membership table;
+//! broadcast spreading, a key spreading, a crashed node detected, a graceful leave, and the membership table;
 //! then exits by itself.
 
 use std::collections::{HashMap, HashSet};
@@ -161,6 +161,39 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         n - 1,
         s.dim(&format!("(last after {} ms)", slowest.as_millis()))
     );
+
+    // 2b. A key spreading (anti-entropy of the replicated key/value state).
+    let writer = 3 % n;
+    let set_at = Instant::now();
+    let version = handles[writer].set("color", "blue").map_err(|e| e.to_string())?;
+    out!("{} {} sets {}", clock.stamp(&s, set_at), s.cyan(&names[writer]), s.bold("color = \"blue\""));
+    let writer_name = names[writer].clone();
+    let mut holders: HashMap<usize, Instant> = HashMap::new();
+    let spread = wait_for(&mut rx, Duration::from_secs(20), |node, item| {
+        if let Ok(Event::KeyChanged { node: owner, key, version: v }) = item {
+            if owner == writer_name.as_str() && key == "color" && *v == version {
+                holders.insert(node, Instant::now());
+            }
+        }
+        holders.len() + 1 >= n
+    })
+    .await;
+    match spread {
+        Some(at) => out!(
+            "{} key known to all {} other nodes {}",
+            clock.stamp(&s, at),
+            n - 1,
+            s.dim(&format!(
+                "({} ms: a piggybacked rumor, anti-entropy repairs what it misses)",
+                at.duration_since(set_at).as_millis()
+            ))
+        ),
+        None => out!(
+            "{} {}",
+            clock.stamp(&s, Instant::now()),
+            s.red(&format!("key reached {}/{} other nodes in 20 s", holders.len(), n - 1))
+        ),
+    }
 
     // 3. A crash.
     let victim = n - 1;

@@ -25,6 +25,8 @@ pub enum Scenario {
     Stall,
     /// Joins, leaves, crashes and restarts at a rate, then convergence.
     Churn,
+    /// Writers set keys; time until every node holds them, then traffic while keys change and once in sync
+    Antientropy,
 }
 
 /// Protocol preset.
@@ -74,12 +76,25 @@ pub struct SimArgs {
     /// partition: seconds the partition is held.
     #[arg(long, default_value_t = 90)]
     hold_s: u64,
-    /// stall, churn: seconds of stalls or churn.
+    /// stall, churn: seconds of stalls or churn; antientropy: seconds of updates, then as
+    /// long in sync.
     #[arg(long, default_value_t = 120)]
     duration_s: u64,
     /// churn: membership changes per second.
     #[arg(long, default_value_t = 1.0)]
     rate: f64,
+    /// antientropy: keys each writer sets.
+    #[arg(long, default_value_t = 10)]
+    keys_per_node: usize,
+    /// antientropy: key updates per second across the cluster (after the initial writes).
+    #[arg(long, default_value_t = 10.0)]
+    updates_per_s: f64,
+    /// antientropy: nodes that write keys (default: all).
+    #[arg(long)]
+    writers: Option<usize>,
+    /// antientropy: seconds between anti-entropy exchanges (default: the preset's).
+    #[arg(long)]
+    sync_s: Option<f64>,
 }
 
 /// Runs the experiment and prints its result.
@@ -96,6 +111,12 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     if !(args.rate.is_finite() && args.rate > 0.0) {
         return Err("--rate must be positive".into());
     }
+    if !(args.updates_per_s.is_finite() && args.updates_per_s >= 0.0) {
+        return Err("--updates-per-s must be zero or more".into());
+    }
+    if args.sync_s.is_some_and(|s| !(s.is_finite() && s > 0.0 && s <= 3600.0)) {
+        return Err("--sync-s must be between 0 and 3600 seconds".into());
+    }
     let config = match args.preset {
         Preset::Lan => Config::lan(),
         Preset::Wan => Config::wan(),
@@ -105,11 +126,35 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         Some(m) => Config { suspicion_mult: m, ..config },
         None => config,
     };
+    let config = match args.sync_s {
+        Some(secs) => Config { state_sync_interval: Some(Duration::from_secs_f64(secs)), ..config },
+        None => config,
+    };
     config.validate().map_err(|e| e.to_string())?;
     let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
+        Scenario::Antientropy => {
+            let writers = args.writers.unwrap_or(args.nodes);
+            let r = scenarios::antientropy(
+                &common,
+                writers,
+                args.keys_per_node,
+                args.updates_per_s,
+                Duration::from_secs(args.duration_s),
+                tick,
+            );
+            let chart = Chart::Bars {
+                title: format!("antientropy: {} nodes, {} writers x {} keys", r.nodes, r.writers, r.keys_per_node),
+                y_label: "anti-entropy bytes / node / s".into(),
+                bars: vec![
+                    (format!("{} updates/s", r.updates_per_s), r.bytes_per_node_s),
+                    ("in sync".into(), r.idle_bytes_per_node_s),
+                ],
+            };
+            (render(&r, args.json), chart)
+        }
         Scenario::Join => {
             let r = scenarios::join(&common, Duration::from_secs(args.limit_s), tick);
             let chart = Chart::Lines {

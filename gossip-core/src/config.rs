@@ -168,6 +168,10 @@ pub struct Config {
     /// random member (a hash goes first: members in sync exchange one number); `None`
     /// disables them. (chitchat: `gossip_interval`; Cassandra gossips every second)
     pub state_sync_interval: Option<Duration>,
+    /// Fresh key/value writes are also spread as rumors, each retransmitted at most
+    /// `state_retransmit_mult * ceil(log10(N + 1))` times; anti-entropy repairs what they
+    /// miss. 0: no rumors, anti-entropy alone (least traffic, staleness of a few intervals).
+    pub state_retransmit_mult: u32,
     /// Limits on each member's keys and values.
     pub kv_limits: crate::antientropy::KvLimits,
     /// How long a deleted key's tombstone is kept: a member away longer than this gets the
@@ -262,6 +266,7 @@ impl Config {
             zone: None,
             cross_zone_probability: 0.1,
             state_sync_interval: Some(Duration::from_secs(2)),
+            state_retransmit_mult: 2,
             kv_limits: crate::antientropy::KvLimits::default(),
             tombstone_grace: Duration::from_secs(3600),
             phi_accrual: None,
@@ -358,6 +363,7 @@ impl Config {
             ("suspicion_confirmations", u64::from(self.suspicion_confirmations), 1_000),
             ("retransmit_mult", u64::from(self.retransmit_mult), 1_000),
             ("broadcast_retransmit_mult", u64::from(self.broadcast_retransmit_mult), 1_000),
+            ("state_retransmit_mult", u64::from(self.state_retransmit_mult), 1_000),
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier), 1_000),
             ("max_queued_rumors", self.max_queued_rumors as u64, 1 << 20),
             ("max_members", self.max_members as u64, 1 << 24),

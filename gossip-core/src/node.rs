@@ -293,6 +293,7 @@ impl<A: Address> Node<A> {
                 }
                 Message::StateDigest { entries, .. } => entries.iter().all(|d| valid_name(&d.node)),
                 Message::StateDelta { deltas } => deltas.iter().all(|d| valid_name(&d.node)),
+                Message::StateUpdate { delta } => valid_name(&delta.node),
             };
             if !names_ok {
                 return Err(HandleError::InvalidName);
@@ -321,6 +322,7 @@ impl<A: Address> Node<A> {
                 self.on_state_digest(from, start, end, entries, reply)
             }
             Message::StateDelta { deltas } => self.on_state_delta(now, deltas),
+            Message::StateUpdate { delta } => self.on_state_update(now, delta),
         }
     }
 
@@ -600,7 +602,9 @@ impl<A: Address> Node<A> {
         if self.self_state == MemberState::Left {
             return Err(CommandError::Left);
         }
-        Ok(self.state.set(key, value)?)
+        let version = self.state.set(key, value)?;
+        self.queue_state_rumor(self.name.clone(), version);
+        Ok(version)
     }
 
     /// Deletes one of this node's keys (a tombstone replicates the deletion); returns the
@@ -609,7 +613,11 @@ impl<A: Address> Node<A> {
         if self.self_state == MemberState::Left {
             return Err(CommandError::Left);
         }
-        Ok(self.state.delete(now, key)?)
+        let version = self.state.delete(now, key)?;
+        if let Some(v) = version {
+            self.queue_state_rumor(self.name.clone(), v);
+        }
+        Ok(version)
     }
 
     /// Member `node`'s value of `key` as this node knows it, with its version.
@@ -707,6 +715,7 @@ impl<A: Address> Node<A> {
         self.pack_member_rumors(mtu - reserve, &mut taken);
         self.pack_broadcasts(mtu, header_len);
         self.pack_member_rumors(mtu, &mut taken);
+        self.pack_state_rumors(mtu);
         let limit = self.retransmit_limit();
         for key in taken {
             self.dissemination.members.sent(&key, limit);
@@ -782,6 +791,30 @@ impl<A: Address> Node<A> {
             }
             self.count_sent(msg.kind(), len);
             self.dissemination.broadcast_sent(&key, limit);
+        }
+    }
+
+    /// Fresh key/value updates, in the room left after membership news and broadcasts.
+    fn pack_state_rumors(&mut self, cap: usize) {
+        let keys: Vec<(CompactString, u64)> = self.dissemination.states.iter().take(64).cloned().collect();
+        let limit = retransmit_limit(self.config.state_retransmit_mult, self.members.live_count() + 1);
+        for key in keys {
+            if self.buf.len() + 16 > cap {
+                break;
+            }
+            let Some(delta) = self.state.update_delta(&key.0, key.1) else {
+                self.dissemination.states.remove(&key); // overwritten or collected since
+                continue;
+            };
+            let msg = Message::<A>::StateUpdate { delta };
+            let before = self.buf.len();
+            let len = codec::encode_message(&mut self.buf, &msg);
+            if self.buf.len() > cap {
+                self.buf.truncate(before);
+                continue;
+            }
+            self.count_sent(msg.kind(), len);
+            self.dissemination.states.sent(&key, limit);
         }
     }
 

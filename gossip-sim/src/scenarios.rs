@@ -682,3 +682,156 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
         curve,
     }
 }
+
+/// Result of `gossip sim antientropy`.
+#[derive(Debug, Clone, Serialize)]
+pub struct AntiEntropyResult {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Runs.
+    pub runs: usize,
+    /// Nodes that write keys (the others only replicate).
+    pub writers: usize,
+    /// Keys each writer sets at the start.
+    pub keys_per_node: usize,
+    /// Key updates per second across the cluster during the update phase.
+    pub updates_per_s: f64,
+    /// Whether every run converged (initial keys everywhere, then every update everywhere).
+    pub converged: bool,
+    /// Seconds from the initial writes until every node holds every key (mean).
+    pub converge_s: f64,
+    /// Key/value bytes (exchanges and update rumors) sent per node per second while updates
+    /// flow.
+    pub bytes_per_node_s: f64,
+    /// Anti-entropy bytes sent per node per second once in sync (no updates).
+    pub idle_bytes_per_node_s: f64,
+    /// Longest time from an update to every node holding it.
+    pub max_staleness_s: f64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+}
+
+/// Key/value bytes a node has sent: its state messages (exchanges and piggybacked update
+/// rumors), plus an envelope for each digest and delta (they travel in datagrams of their own;
+/// the opening hash rides on a ping, rumors on packets sent anyway).
+fn state_bytes(n: &gossip_core::Node<NodeId>, envelope: u64) -> u64 {
+    use gossip_core::wire::MessageKind;
+    let m = n.metrics();
+    let kinds = [MessageKind::StateSyn, MessageKind::StateDigest, MessageKind::StateDelta, MessageKind::StateUpdate];
+    let bytes: u64 = kinds.iter().map(|k| m.message_bytes_out[k.index()]).sum();
+    let own = m.sent(MessageKind::StateDigest) + m.sent(MessageKind::StateDelta);
+    bytes + own * envelope
+}
+
+fn total_state_bytes(sim: &Sim, envelope: u64) -> u64 {
+    sim.up_ids().iter().filter_map(|&i| sim.node(i)).map(|n| state_bytes(n, envelope)).sum()
+}
+
+/// `gossip sim antientropy`: `writers` nodes of a converged cluster each set `keys_per_node`
+/// keys; time until every node holds all of them. Then `updates_per_s` random updates per
+/// second for `duration` (traffic and the staleness of each update), then as long idle (the
+/// traffic of anti-entropy in sync).
+pub fn antientropy(
+    common: &Common,
+    writers: usize,
+    keys_per_node: usize,
+    updates_per_s: f64,
+    duration: Duration,
+    mut progress: impl FnMut(usize),
+) -> AntiEntropyResult {
+    let wall = Instant::now();
+    let writers = writers.min(common.nodes);
+    let (mut converged_all, mut times, mut busy, mut idle, mut staleness) = (true, vec![], vec![], vec![], 0.0f64);
+    for run in 0..common.runs {
+        let seed = common.seed + run as u64;
+        let (mut sim, ids) = new_cluster(seed, common, &common.config);
+        sim.record_trace(false);
+        sim.prime_converged();
+        sim.run_for(Duration::from_secs(2));
+        let envelope = (common.config.cluster_label.len() + 8) as u64;
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xae);
+        for &id in &ids[..writers] {
+            if let Some(n) = sim.node_mut(id) {
+                for k in 0..keys_per_node {
+                    let _ = n.set(&format!("key-{k}"), vec![k as u8; 32]);
+                }
+            }
+        }
+        let start = sim.elapsed();
+        let in_sync = |s: &Sim| {
+            let mut hashes = s.up_ids().into_iter().filter_map(|i| s.node(i).map(|n| n.state_digest_hash()));
+            let first = hashes.next();
+            hashes.all(|h| Some(h) == first)
+        };
+        let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), in_sync);
+        converged_all &= ok;
+        if ok {
+            times.push((sim.elapsed() - start).as_secs_f64());
+        }
+        // Updates: random writer, random key, at a steady rate.
+        let before = total_state_bytes(&sim, envelope);
+        let phase_start = sim.elapsed();
+        let step = Duration::from_millis(100);
+        let per_step = updates_per_s * step.as_secs_f64();
+        let mut carry = 0.0;
+        let mut pending: Vec<(usize, String, u64, Duration)> = Vec::new();
+        while sim.elapsed() - phase_start < duration {
+            carry += per_step;
+            while carry >= 1.0 && writers > 0 && keys_per_node > 0 {
+                carry -= 1.0;
+                let w = rng.random_range(0..writers);
+                let key = format!("key-{}", rng.random_range(0..keys_per_node));
+                if let Some(version) = sim.node_mut(ids[w]).and_then(|n| n.set(&key, vec![rng.random::<u8>(); 32]).ok())
+                {
+                    pending.push((w, key, version, sim.elapsed()));
+                }
+            }
+            sim.run_for(step);
+            let now = sim.elapsed();
+            pending.retain(|(w, key, version, at)| {
+                let owner = format!("n{w}");
+                let everywhere = sim
+                    .up_ids()
+                    .iter()
+                    .all(|&i| sim.node(i).is_some_and(|n| n.get(&owner, key).is_some_and(|(_, v)| v >= *version)));
+                if everywhere {
+                    staleness = staleness.max((now - *at).as_secs_f64());
+                }
+                !everywhere
+            });
+        }
+        let busy_secs = (sim.elapsed() - phase_start).as_secs_f64();
+        busy.push((total_state_bytes(&sim, envelope) - before) as f64 / common.nodes as f64 / busy_secs);
+        // Let the last updates land, then measure idle traffic.
+        let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), |s| in_sync(s));
+        converged_all &= ok;
+        // Updates still pending landed by now at the latest.
+        for (_, _, _, at) in pending.drain(..) {
+            staleness = staleness.max((sim.elapsed() - at).as_secs_f64());
+        }
+        // Let the last rumors' retransmissions run out before measuring the idle traffic.
+        sim.run_for(Duration::from_secs(10));
+        let before = total_state_bytes(&sim, envelope);
+        let idle_start = sim.elapsed();
+        sim.run_for(duration);
+        let idle_secs = (sim.elapsed() - idle_start).as_secs_f64();
+        idle.push((total_state_bytes(&sim, envelope) - before) as f64 / common.nodes as f64 / idle_secs);
+        progress(run + 1);
+    }
+    AntiEntropyResult {
+        scenario: "antientropy",
+        nodes: common.nodes,
+        runs: common.runs,
+        writers,
+        keys_per_node,
+        updates_per_s,
+        converged: converged_all,
+        converge_s: mean_sd(&times).0,
+        bytes_per_node_s: mean_sd(&busy).0,
+        idle_bytes_per_node_s: mean_sd(&idle).0,
+        max_staleness_s: staleness,
+        wall_s: wall.elapsed().as_secs_f64(),
+    }
+}

@@ -9,6 +9,9 @@
 //! 4. B → A `StateDelta` with what A lacks there.
 //!
 //! This is Cassandra's SYN / ACK / ACK2 with a hash in front and a name range on every digest.
+//! Fresh writes also spread at once as `StateUpdate` rumors piggybacked like membership news;
+//! a rumor is merged only if it is the next version the receiver lacks, so the exchange above
+//! only repairs what rumors missed.
 
 use std::time::Instant;
 
@@ -81,6 +84,27 @@ impl<A: Address> Node<A> {
             let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.node < *e)).collect();
             let message = Message::StateDigest { start, end, entries: mine, reply: false };
             self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+        }
+    }
+
+    /// Queues a fresh update of `node` for piggybacking.
+    pub(crate) fn queue_state_rumor(&mut self, node: CompactString, version: u64) {
+        if self.config.state_retransmit_mult > 0 {
+            self.dissemination.states.push((node, version), crate::dissemination::Priority::Routine);
+        }
+    }
+
+    /// A fresh update arrived as a rumor: merged if it is the next version we lack (then
+    /// passed on), ignored otherwise.
+    pub(crate) fn on_state_update(&mut self, now: Instant, delta: crate::antientropy::ParticipantDelta) {
+        let node = delta.node.clone();
+        let Some(version) = delta.updates.first().map(|u| u.version) else { return };
+        if delta.updates.len() != 1 || delta.reset || self.state.max_version(&node) != delta.after {
+            return;
+        }
+        self.on_state_delta(now, vec![delta]);
+        if self.state.max_version(&node) == version {
+            self.queue_state_rumor(node, version);
         }
     }
 

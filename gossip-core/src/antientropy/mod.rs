@@ -8,10 +8,7 @@
 //!   grace period gets a full reset instead of resurrecting deleted keys).
 //!
 //! - `exchange`: the exchange on the wire: a hash first, then digest pages by name range and
-//!   MTU-sized deltas both ways.
-//!
-//! Not yet here (issue 4): fresh updates piggybacked on rumors (anti-entropy alone carries
-//! them now, one exchange per `state_sync_interval`).
+//!   MTU-sized deltas both ways; fresh writes also travel as piggybacked rumors.
 
 mod exchange;
 pub mod store;

@@ -310,6 +310,27 @@ impl KvStore {
         (out, None)
     }
 
+    /// `node`'s update of `version` as a one-update delta following `version - 1` (each write
+    /// takes the owner's next version), if this store still holds it.
+    pub fn update_delta(&self, node: &str, version: u64) -> Option<ParticipantDelta> {
+        let p = self.participants.get(node)?;
+        let update = p.update(version)?;
+        Some(ParticipantDelta {
+            node: node.into(),
+            generation: p.generation,
+            reset: false,
+            after: version.saturating_sub(1),
+            through: version,
+            gc_version: p.gc_version,
+            updates: vec![update],
+        })
+    }
+
+    /// Highest version of `node` merged with nothing missing below it.
+    pub fn max_version(&self, node: &str) -> u64 {
+        self.participants.get(node).map_or(0, |p| p.max_version)
+    }
+
     /// Forgets a participant (a member that left or died and was reclaimed).
     pub fn forget(&mut self, node: &str) {
         if node != self.own {
@@ -543,6 +564,43 @@ mod tests {
         assert_eq!(b.entries("a").count(), 50);
         assert_eq!(a.get("b", "x"), Some((&b"1"[..], 1)));
         assert_eq!(a.digest(), b.digest());
+    }
+
+    #[test]
+    fn digest_pages_cover_every_participant_once_in_name_order() {
+        let now = Instant::now();
+        let mut hub = store("hub");
+        for i in 0..200 {
+            let mut other = store(&format!("node-{i:03}"));
+            other.set("k", vec![1]).expect("set");
+            hub.apply(now, other.deltas_for(&hub.digest(), 10_000));
+        }
+        let mut seen = Vec::new();
+        let mut start = CompactString::default();
+        let mut pages = 0;
+        loop {
+            let (page, next) = hub.digest_from(&start, 300);
+            let size: usize = page.iter().map(|d| postcard::experimental::serialized_size(d).expect("size")).sum();
+            assert!(size <= 300, "page of {size} bytes");
+            assert!(page.iter().all(|d| d.node >= start && next.as_ref().is_none_or(|n| d.node < *n)));
+            seen.extend(page.into_iter().map(|d| d.node));
+            pages += 1;
+            match next {
+                Some(n) => start = n,
+                None => break,
+            }
+        }
+        assert!(pages > 5, "{pages} pages");
+        let mut sorted = seen.clone();
+        sorted.sort();
+        sorted.dedup();
+        assert_eq!(seen, sorted, "in order, none twice");
+        assert_eq!(seen.len(), 200, "every participant that wrote (not the hub, which wrote nothing)");
+        // A delta for one page's range leaves the rest alone.
+        let (_, next) = hub.digest_from("node-050", 300);
+        let deltas = hub.deltas_in_range(&[], "node-050", next.as_deref(), 100_000);
+        assert!(deltas.iter().all(|d| d.node.as_str() >= "node-050" && next.as_ref().is_none_or(|n| d.node < *n)));
+        assert!(!deltas.is_empty());
     }
 
     #[test]

@@ -1,8 +1,9 @@
 //! Dissemination: rumors piggybacked on every packet, each retransmitted a bounded number of
 //! times.
 //!
-//! Two queues: membership rumors (keyed by member, so newer news about a member replaces the
-//! older) and user broadcasts (keyed by origin and id). When packing a packet, user broadcasts
+//! Three queues: membership rumors (keyed by member, so newer news about a member replaces the
+//! older), user broadcasts (keyed by origin and id) and fresh key/value updates (keyed by
+//! owner and version; anti-entropy repairs whatever they miss). When packing a packet, user broadcasts
 //! are guaranteed `broadcast_share` of the piggyback space whenever any are pending, so a burst
 //! of membership changes never starves them, and vice versa.
 
@@ -38,6 +39,8 @@ pub(crate) struct Dissemination {
     /// User broadcasts by (origin, id).
     pub broadcasts: RumorQueue<(CompactString, u64)>,
     pub payloads: HashMap<(CompactString, u64), QueuedBroadcast, ahash::RandomState>,
+    /// Fresh key/value updates by (owner, version); the update itself is read from the store.
+    pub states: RumorQueue<(CompactString, u64)>,
     seen: HashSet<(CompactString, u64), ahash::RandomState>,
     seen_order: VecDeque<(Instant, (CompactString, u64))>,
     /// Id of the next broadcast this node originates.
@@ -53,6 +56,7 @@ impl Dissemination {
             members: RumorQueue::new(capacity, keys),
             broadcasts: RumorQueue::new(capacity, keys),
             payloads: HashMap::with_hasher(hasher()),
+            states: RumorQueue::new(capacity, keys),
             seen: HashSet::with_hasher(hasher()),
             seen_order: VecDeque::new(),
             next_broadcast_id: 0,
@@ -97,7 +101,10 @@ impl<A: crate::membership::table::Address> crate::node::Node<A> {
     /// A gossip round: if any rumor is pending, send a packet of rumors to `gossip_fanout`
     /// random members.
     pub(crate) fn gossip_tick(&mut self) {
-        if self.dissemination.members.is_empty() && self.dissemination.broadcasts.is_empty() {
+        if self.dissemination.members.is_empty()
+            && self.dissemination.broadcasts.is_empty()
+            && self.dissemination.states.is_empty()
+        {
             return;
         }
         for slot in self.pick_members(self.config.gossip_fanout, None) {

@@ -98,6 +98,26 @@ mod tests {
     }
 
     #[test]
+    fn phi_matches_the_formula_computed_by_hand() {
+        // y = (t - mean) / sd; e = exp(-y (1.5976 + 0.070566 y^2)); phi = -log10(e / (1 + e)),
+        // evaluated independently (Python, f64).
+        let floor = Duration::from_millis(1);
+        let cases = [
+            (2.0, 1.0, 0.5, 1.642_827_885_487_112_3),
+            (1.0, 1.0, 0.5, std::f64::consts::LOG10_2), // on the mean: P = 1/2
+            (0.5, 1.0, 0.25, 0.009_998_761_629_963_108),
+            (5.0, 1.0, 0.5, 21.241_600_212_221_336),
+        ];
+        for (t, mean, sd, want) in cases {
+            let got = phi(Duration::from_secs_f64(t), mean, sd, floor);
+            assert!((got - want).abs() < 1e-9, "phi({t}, {mean}, {sd}) = {got}, want {want}");
+        }
+        // The standard deviation floor applies.
+        let floored = phi(Duration::from_secs(2), 1.0, 0.0, Duration::from_millis(500));
+        assert!((floored - 1.642_827_885_487_112_3).abs() < 1e-9);
+    }
+
+    #[test]
     fn phi_is_low_on_time_and_rises_with_silence() {
         let c = config();
         let mut d = PhiDetector::default();

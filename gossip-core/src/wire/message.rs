@@ -183,6 +183,12 @@ pub enum Message<A> {
         /// sending the deltas the sender lacks).
         reply: bool,
     },
+    /// A fresh key/value update spread as a rumor: applied if it is the next version the
+    /// receiver lacks (and passed on), ignored otherwise (anti-entropy repairs the gap).
+    StateUpdate {
+        /// One update, `after` = its version − 1.
+        delta: crate::antientropy::ParticipantDelta,
+    },
     /// Key/value updates the receiver lacks.
     StateDelta {
         /// Per participant, in version order, never skipping.
@@ -218,6 +224,8 @@ pub enum MessageKind {
     StateDigest,
     /// [`Message::StateDelta`].
     StateDelta,
+    /// [`Message::StateUpdate`].
+    StateUpdate,
 }
 
 impl MessageKind {
@@ -235,10 +243,11 @@ impl MessageKind {
         MessageKind::StateSyn,
         MessageKind::StateDigest,
         MessageKind::StateDelta,
+        MessageKind::StateUpdate,
     ];
 
     /// Number of kinds.
-    pub const COUNT: usize = 12;
+    pub const COUNT: usize = 13;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -255,10 +264,12 @@ impl MessageKind {
             MessageKind::StateSyn => "state_syn",
             MessageKind::StateDigest => "state_digest",
             MessageKind::StateDelta => "state_delta",
+            MessageKind::StateUpdate => "state_update",
         }
     }
 
-    pub(crate) fn index(self) -> usize {
+    /// Position in [`MessageKind::ALL`] and in the per-kind metric arrays.
+    pub fn index(self) -> usize {
         self as usize
     }
 }
@@ -279,6 +290,7 @@ impl<A> Message<A> {
             Message::StateSyn { .. } => MessageKind::StateSyn,
             Message::StateDigest { .. } => MessageKind::StateDigest,
             Message::StateDelta { .. } => MessageKind::StateDelta,
+            Message::StateUpdate { .. } => MessageKind::StateUpdate,
         }
     }
 }
