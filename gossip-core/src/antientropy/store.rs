@@ -331,6 +331,22 @@ impl KvStore {
         self.participants.get(node).map_or(0, |p| p.max_version)
     }
 
+    /// The membership layer saw `node` restart as `generation`: what its older generation
+    /// wrote is gone (the new one starts empty, and an empty participant is never in a digest,
+    /// so no delta would ever say so). Returns the keys dropped.
+    pub fn new_generation(&mut self, node: &str, generation: u64) -> Vec<KvChange> {
+        let Some(p) = self.participants.get_mut(node).filter(|p| p.generation < generation) else {
+            return Vec::new();
+        };
+        let dropped = std::mem::take(&mut p.entries)
+            .into_iter()
+            .filter(|(_, e)| e.value.is_some())
+            .map(|(key, _)| KvChange::Deleted { node: node.into(), key, version: 0 })
+            .collect();
+        *p = Participant::new(generation);
+        dropped
+    }
+
     /// Forgets a participant (a member that left or died and was reclaimed).
     pub fn forget(&mut self, node: &str) {
         if node != self.own {

@@ -91,6 +91,14 @@ impl<A: Address> Node<A> {
         let generation_changed = record.generation != cur_gen;
         if generation_changed {
             self.phi.forget(slot); // a new life: its arrivals start over
+            if record.generation > cur_gen {
+                // ...and its key/value state too.
+                for change in self.state.new_generation(&record.name, record.generation) {
+                    if let crate::antientropy::KvChange::Deleted { node, key, version } = change {
+                        self.events.push_back(Event::KeyDeleted { node, key, version });
+                    }
+                }
+            }
         }
         self.members.update(slot, &record);
         if cur_state == MemberState::Suspect || generation_changed {

@@ -1,0 +1,139 @@
+//! Property test of the replicated key/value state: whatever the fault plan (loss,
+//! duplication, reordering, partitions, crashes, restarts, stalls) and the writes made during
+//! it, once faults stop every running node holds exactly what each running owner holds: no
+//! acknowledged write of a live owner is lost and no deleted key comes back.
+
+use std::time::Duration;
+
+use gossip_core::Config;
+use gossip_sim::{NetConfig, NodeId, Sim};
+use proptest::prelude::*;
+
+#[derive(Debug, Clone)]
+enum Step {
+    Set { node: usize, key: u8, len: usize },
+    Delete { node: usize, key: u8 },
+    Crash(usize),
+    Restart(usize),
+    Stall(usize, u64),
+    Partition(usize),
+    Heal,
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        5 => (0usize..10, 0u8..6, 0usize..200).prop_map(|(node, key, len)| Step::Set { node, key, len }),
+        2 => (0usize..10, 0u8..6).prop_map(|(node, key)| Step::Delete { node, key }),
+        1 => (1usize..10).prop_map(Step::Crash),
+        1 => (1usize..10).prop_map(Step::Restart),
+        1 => ((0usize..10), (100u64..6000)).prop_map(|(n, ms)| Step::Stall(n, ms)),
+        1 => (1usize..9).prop_map(Step::Partition),
+        1 => Just(Step::Heal),
+    ]
+}
+
+#[derive(Debug, Clone)]
+struct Plan {
+    seed: u64,
+    nodes: usize,
+    loss: f64,
+    duplicate: f64,
+    reorder: f64,
+    steps: Vec<(u64, Step)>,
+}
+
+fn plan() -> impl Strategy<Value = Plan> {
+    (
+        any::<u64>(),
+        3usize..10,
+        0.0f64..0.3,
+        0.0f64..0.1,
+        0.0f64..0.2,
+        prop::collection::vec((0u64..40_000, step()), 0..40),
+    )
+        .prop_map(|(seed, nodes, loss, duplicate, reorder, mut steps)| {
+            steps.sort_by_key(|(at, _)| *at);
+            Plan { seed, nodes, loss, duplicate, reorder, steps }
+        })
+}
+
+type Keys = Vec<(String, Vec<u8>, u64)>;
+
+fn keys_of(sim: &Sim, holder: NodeId, owner: &str) -> Keys {
+    sim.node(holder)
+        .map_or_else(Vec::new, |n| n.keys(owner).map(|(k, v, ver)| (k.to_owned(), v.to_vec(), ver)).collect())
+}
+
+/// Every running node holds exactly each running owner's own keys.
+fn state_converged(sim: &Sim) -> bool {
+    let up = sim.up_ids();
+    up.iter().all(|&owner| {
+        let name = sim.name(owner).to_owned();
+        let truth = keys_of(sim, owner, &name);
+        up.iter().all(|&holder| keys_of(sim, holder, &name) == truth)
+    })
+}
+
+fn run(plan: &Plan) -> Result<(), TestCaseError> {
+    let net = NetConfig { loss: plan.loss, duplicate: plan.duplicate, reorder: plan.reorder, ..NetConfig::default() };
+    let config = Config {
+        state_sync_interval: Some(Duration::from_secs(1)),
+        // Short, so tombstones are collected during the run and resets get exercised.
+        tombstone_grace: Duration::from_secs(5),
+        ..Config::lan()
+    };
+    let mut sim = Sim::new(plan.seed, net);
+    let ids: Vec<NodeId> = (0..plan.nodes).map(|i| sim.add_node(format!("n{i}"), config.clone())).collect();
+    for &id in &ids[1..] {
+        sim.join(id, &ids[..1]);
+    }
+    let mut t = 0;
+    for (at, s) in &plan.steps {
+        sim.run_for(Duration::from_millis(at - t));
+        t = *at;
+        let pick = |i: &usize| ids[*i % ids.len()];
+        match s {
+            Step::Set { node, key, len } => {
+                if let Some(n) = sim.node_mut(pick(node)) {
+                    n.set(&format!("k{key}"), vec![*key; *len]).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+            }
+            Step::Delete { node, key } => {
+                let now = sim.now();
+                if let Some(n) = sim.node_mut(pick(node)) {
+                    n.delete(now, &format!("k{key}")).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                }
+            }
+            // Node 0 is the seed everyone can go back to; it never crashes.
+            Step::Crash(i) if pick(i) != ids[0] => sim.crash(pick(i)),
+            Step::Crash(_) => {}
+            Step::Restart(i) => {
+                if sim.node(pick(i)).is_none() {
+                    sim.restart(pick(i));
+                }
+            }
+            Step::Stall(i, ms) => sim.stall(pick(i), Duration::from_millis(*ms)),
+            Step::Partition(at) => {
+                let cut = (*at).min(ids.len() - 1);
+                let (a, b) = ids.split_at(cut);
+                sim.partition(&[a, b]);
+            }
+            Step::Heal => sim.heal(),
+        }
+    }
+    sim.heal();
+    *sim.net_mut() = NetConfig::default();
+    let ok =
+        sim.run_until_cond(Duration::from_secs(1), Duration::from_secs(600), |s| s.converged() && state_converged(s));
+    prop_assert!(ok, "state did not converge after faults stopped (at {:?})", sim.elapsed());
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+
+    #[test]
+    fn replicas_converge_to_their_owners_once_faults_stop(plan in plan()) {
+        run(&plan)?;
+    }
+}
