@@ -133,6 +133,8 @@ pub struct Node<A: Address> {
     pub(crate) state_cursor: CompactString,
     /// An anti-entropy exchange is due: the next probe ping opens it.
     pub(crate) state_syn_due: bool,
+    /// A membership push-pull is due: the next probe ping carries our digest.
+    pub(crate) push_pull_due: bool,
     pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
     pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
     /// When to send each suspect a check ping.
@@ -192,6 +194,7 @@ impl<A: Address> Node<A> {
             ),
             state_cursor: CompactString::default(),
             state_syn_due: false,
+            push_pull_due: false,
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),

@@ -885,28 +885,32 @@ fn the_direct_ping_timeout_follows_round_trips_and_a_crash_is_suspected_early_in
     let mut suspected_at = None;
     for _ in 0..500 {
         c.step(Duration::from_millis(10));
-        if c.events[0].iter().any(|e| matches!(e, Event::MemberSuspect(r) if r.name == "c")) {
+        if c.events[..2].iter().flatten().any(|e| matches!(e, Event::MemberSuspect(r) if r.name == "c")) {
             suspected_at = Some(c.now);
             break;
         }
     }
-    let suspected_at = suspected_at.expect("a suspects the crashed c");
-    // a's last direct ping to c went out at most min_probe_timeout + probe_timeout (the
+    let suspected_at = suspected_at.expect("c is suspected");
+    // The accuser is whoever raised the suspicion from its own failed probe.
+    let accuser = (0..2).find(|&i| c.nodes[i].metrics().suspicions_raised > 0).expect("an accuser");
+    // Its last direct ping to c went out at most min_probe_timeout + probe_timeout (the
     // helpers' time) before the suspicion: not a whole probe period.
     let last_ping = c.sent[sent_before..]
         .iter()
         .zip(&c.sent_at[sent_before..])
         .rev()
         .find(|((from, t), _)| {
-            *from == 0 && t.destination == 3 && decode(t, &config).iter().any(|m| matches!(m, Message::Ping { .. }))
+            *from == accuser
+                && t.destination == 3
+                && decode(t, &config).iter().any(|m| matches!(m, Message::Ping { .. }))
         })
         .map(|(_, at)| *at)
-        .expect("a pinged c");
+        .expect("the accuser pinged c");
     let took = suspected_at - last_ping;
     let budget = config.min_probe_timeout + config.probe_timeout + Duration::from_millis(20);
     assert!(took <= budget, "suspected {took:?} after the ping");
     assert!(budget < config.probe_interval, "sooner than a fixed wait to the period's end");
-    assert!(c.nodes[0].metrics().indirect_probes > 0, "helpers were asked before suspecting");
+    assert!(c.nodes[accuser].metrics().indirect_probes > 0, "helpers were asked before suspecting");
 }
 
 // ----- (h) leave ------------------------------------------------------------------------------

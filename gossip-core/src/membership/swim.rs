@@ -242,8 +242,14 @@ impl<A: Address> Node<A> {
             if let Some(rumor) = self.member_rumor_for(slot) {
                 messages.push(rumor);
             }
-        } else if let Some(syn) = self.take_state_syn() {
-            messages.push(syn); // anti-entropy rides on the probe
+        } else {
+            // Push-pull and anti-entropy openings ride on the probe.
+            if std::mem::take(&mut self.push_pull_due) {
+                messages.push(self.sync_digest_for(&dest));
+            }
+            if let Some(syn) = self.take_state_syn() {
+                messages.push(syn);
+            }
         }
         self.outbox.push_back(Outgoing { dest, messages, piggyback: true });
         self.swim.probe =

@@ -99,22 +99,25 @@ impl<A: Address> Node<A> {
     /// Sends a digest of our view to a random member, or, in the first rounds after joining,
     /// to a seed: during a join storm the seed has heard every join directly, so its view is
     /// the most complete one to compare with.
+    ///
+    /// The regular exchanges ride on the next probe ping (its target is a random member in
+    /// randomized round-robin order): a cluster in sync pays a few bytes and no extra packet.
     pub(crate) fn push_pull_tick(&mut self, early: bool) {
-        let dest = if early && !self.seeds.is_empty() {
-            self.seeds[self.rng.random_range(0..self.seeds.len())].clone()
-        } else {
-            let Some(&slot) = self.pick_members(1, None).first() else { return };
-            let Some(m) = self.members.get(slot) else { return };
-            m.addr.clone()
-        };
+        if !early || self.seeds.is_empty() {
+            self.push_pull_due = true;
+            return;
+        }
+        let dest = self.seeds[self.rng.random_range(0..self.seeds.len())].clone();
+        let message = self.sync_digest_for(&dest);
+        self.outbox.push_back(Outgoing { dest, messages: vec![message], piggyback: true });
+    }
+
+    /// Our membership digest, for `dest`.
+    pub(crate) fn sync_digest_for(&self, dest: &A) -> Message<A> {
         let digest = self.membership_digest();
         let count = (self.members.live_count() + 1).min(u32::MAX as usize) as u32;
-        let since = self.sync_marks.get(&dest).copied().unwrap_or(0);
-        self.outbox.push_back(Outgoing {
-            dest,
-            messages: vec![Message::SyncDigest { digest, count, since }],
-            piggyback: true,
-        });
+        let since = self.sync_marks.get(dest).copied().unwrap_or(0);
+        Message::SyncDigest { digest, count, since }
     }
 
     pub(crate) fn on_sync_digest(&mut self, now: Instant, from: &A, digest: u64, since: u32) {
