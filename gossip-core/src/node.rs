@@ -605,6 +605,12 @@ impl<A: Address> Node<A> {
         if self.self_state == MemberState::Left {
             return Err(CommandError::Left);
         }
+        // One update must fit one datagram (deltas never skip a version, so one that never
+        // fits would hold back every later write): the MTU may allow less than kv_limits.
+        let fits = self.max_state_value(key);
+        if value.len() > fits && value.len() <= self.config.kv_limits.max_value_len {
+            return Err(crate::antientropy::KvError::ValueTooLarge { len: value.len(), max: fits }.into());
+        }
         let version = self.state.set(key, value)?;
         self.queue_state_rumor(self.name.clone(), version);
         Ok(version)

@@ -1193,4 +1193,14 @@ fn key_value_writes_break_limits_with_clear_errors() {
     assert_eq!(a.set("", vec![]), Err(CommandError::Kv(gossip_core::antientropy::KvError::EmptyKey)));
     assert_eq!(a.set("ok", vec![1]), Ok(1));
     assert_eq!(a.get("a", "ok"), Some((&[1u8][..], 1)));
+    // A small MTU allows less than kv_limits: the error says how much.
+    let small = Config { mtu: 800, ..Config::lan() };
+    let mut b = new_node(small, "b", 2, Instant::now());
+    match b.set("k", vec![0; 1000]) {
+        Err(CommandError::Kv(gossip_core::antientropy::KvError::ValueTooLarge { len: 1000, max })) => {
+            assert!(max < 800, "{max}");
+            assert!(b.set("k", vec![0; max]).is_ok(), "the largest value that fits is accepted");
+        }
+        other => panic!("expected ValueTooLarge, got {other:?}"),
+    }
 }

@@ -29,10 +29,19 @@ const FRAMING: usize = 48;
 
 impl<A: Address> Node<A> {
     /// Room for one anti-entropy message after the envelope.
-    fn state_room(&self) -> usize {
+    pub(crate) fn state_room(&self) -> usize {
         let mut header = Vec::new();
         codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
         self.config.mtu.saturating_sub(header.len() + FRAMING)
+    }
+
+    /// Largest value under `key` whose update fits one anti-entropy datagram, given the MTU
+    /// and the names involved.
+    pub(crate) fn max_state_value(&self, key: &str) -> usize {
+        // The delta's owner name, generation, flags, versions and list length; the update's
+        // key, version and value length prefixes.
+        let overhead = self.name.len() + 40 + key.len() + 16;
+        self.state_room().saturating_sub(overhead)
     }
 
     /// Time for an exchange: the next probe's ping carries the opening hash, so a cluster in
