@@ -135,6 +135,9 @@ pub struct Node<A: Address> {
     pub(crate) state_syn_due: bool,
     /// A membership push-pull is due: the next probe ping carries our digest.
     pub(crate) push_pull_due: bool,
+    /// Whether the next early exchange after a join goes straight to a seed: the first does,
+    /// later ones only if the previous one brought news.
+    pub(crate) seed_has_news: bool,
     pub(crate) suspicions: HashMap<Slot, Suspicion, ahash::RandomState>,
     pub(crate) suspicion_deadlines: BTreeSet<(Instant, Slot)>,
     /// When to send each suspect a check ping.
@@ -195,6 +198,7 @@ impl<A: Address> Node<A> {
             state_cursor: CompactString::default(),
             state_syn_due: false,
             push_pull_due: false,
+            seed_has_news: true,
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
@@ -379,7 +383,12 @@ impl<A: Address> Node<A> {
                 self.timers.set(Timer::Gossip, now + next);
             }
             Timer::PushPull => {
-                self.push_pull_tick(self.early_syncs < 4);
+                // The first exchanges after a join go to a seed (its view is the most complete
+                // during a join storm) for as long as it has news for us; the rest ride on
+                // probes to random members.
+                let direct = self.early_syncs < 4 && self.seed_has_news;
+                self.seed_has_news = false;
+                self.push_pull_tick(direct);
                 if let Some(p) = self.config.push_pull_interval {
                     // Soon after joining, compare views at doubling intervals (2, 4, 8, 16
                     // probe periods) before settling on the configured period.

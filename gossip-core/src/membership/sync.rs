@@ -55,6 +55,7 @@ impl<A: Address> Node<A> {
                 let at = now + soon.mul_f64(0.5 + self.rng.random::<f64>());
                 self.timers.set(Timer::PushPull, at);
                 self.early_syncs = 0;
+                self.seed_has_news = true;
             }
             tracing::debug!(node = %self.name, "joined");
         }
@@ -133,6 +134,9 @@ impl<A: Address> Node<A> {
             _ => self.members.changes(),
         };
         self.merging = if end.is_some() { None } else { Some((from.clone(), merge_start)) };
+        if self.seeds.contains(from) {
+            self.seed_has_news = true; // a seed sent us (part of) its view: ask again soon
+        }
         for record in members {
             self.apply_record(now, record, None, Source::Sync, Some(from));
         }
