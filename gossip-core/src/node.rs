@@ -530,11 +530,7 @@ impl<A: Address> Node<A> {
         for slot in self.pick_members(fanout, None) {
             if let Some(m) = self.members.get(slot) {
                 let dest = m.addr.clone();
-                self.outbox.push_back(Outgoing {
-                    dest,
-                    messages: vec![Message::Member { record: record.clone(), accuser: None }],
-                    piggyback: true,
-                });
+                self.send_record(dest, record.clone(), true);
             }
         }
         tracing::info!(name = %self.name, "leaving the cluster");
@@ -834,6 +830,11 @@ impl<A: Address> Node<A> {
             self.count_sent(msg.kind(), len);
             self.dissemination.states.sent(&key, limit);
         }
+    }
+
+    /// Sends one member record straight to `dest` (refutations, corrections, a leave).
+    pub(crate) fn send_record(&mut self, dest: A, record: crate::wire::MemberRecord<A>, piggyback: bool) {
+        self.outbox.push_back(Outgoing { dest, messages: vec![Message::Member { record, accuser: None }], piggyback });
     }
 
     /// Counts one sent message of `kind`, `len` bytes encoded.

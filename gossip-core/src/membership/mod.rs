@@ -77,11 +77,7 @@ impl<A: Address> Node<A> {
                 && cur_state == MemberState::Alive;
             if let (true, Source::Gossip, Some(to)) = (stale_accusation, source, from) {
                 if let Some(mine) = self.members.record(slot) {
-                    self.outbox.push_back(crate::node::Outgoing {
-                        dest: to.clone(),
-                        messages: vec![crate::wire::Message::Member { record: mine, accuser: None }],
-                        piggyback: true,
-                    });
+                    self.send_record(to.clone(), mine, true);
                     self.metrics.corrections_sent += 1;
                 }
             }
@@ -195,44 +191,32 @@ impl<A: Address> Node<A> {
             // us dead on a stale suspicion when its timer runs out.
             if let Some(to) = from {
                 let mine = self.self_record();
-                self.outbox.push_back(crate::node::Outgoing {
-                    dest: to.clone(),
-                    messages: vec![crate::wire::Message::Member { record: mine, accuser: None }],
-                    piggyback: false,
-                });
+                self.send_record(to.clone(), mine, false);
             }
             return;
         }
         if accusation {
             self.incarnation = record.incarnation.saturating_add(1);
             self.queue_self_rumor(true);
-            if accusation {
-                // Besides the rumor, answer the sender and the accuser directly: the rumor's
-                // few retransmissions may all miss them, and their timers are running.
-                let mine = self.self_record();
-                let accuser_addr = accuser
-                    .and_then(|a| self.members.find(a))
-                    .and_then(|s| self.members.get(s))
-                    .map(|m| m.addr.clone());
-                let mut targets: Vec<A> = from.into_iter().cloned().collect();
-                if let Some(addr) = accuser_addr {
-                    if !targets.contains(&addr) {
-                        targets.push(addr);
-                    }
+            // Besides the rumor, answer the sender and the accuser directly: the rumor's few
+            // retransmissions may all miss them, and their timers are running.
+            let mine = self.self_record();
+            let accuser_addr =
+                accuser.and_then(|a| self.members.find(a)).and_then(|s| self.members.get(s)).map(|m| m.addr.clone());
+            let mut targets: Vec<A> = from.into_iter().cloned().collect();
+            if let Some(addr) = accuser_addr {
+                if !targets.contains(&addr) {
+                    targets.push(addr);
                 }
-                for dest in targets {
-                    self.outbox.push_back(crate::node::Outgoing {
-                        dest,
-                        messages: vec![crate::wire::Message::Member { record: mine.clone(), accuser: None }],
-                        piggyback: false,
-                    });
-                }
-                self.metrics.refutations += 1;
-                if self.config.lifeguard {
-                    self.health.apply(1);
-                }
-                tracing::debug!(node = %self.name, incarnation = self.incarnation, "refuting suspicion of self");
             }
+            for dest in targets {
+                self.send_record(dest, mine.clone(), false);
+            }
+            self.metrics.refutations += 1;
+            if self.config.lifeguard {
+                self.health.apply(1);
+            }
+            tracing::debug!(node = %self.name, incarnation = self.incarnation, "refuting suspicion of self");
         }
     }
 
