@@ -20,11 +20,17 @@ enum Op {
         node: usize,
         key: u8,
     },
-    /// One direction of an exchange, `from` answering `to`'s digest within `budget` bytes.
+    /// One direction of an exchange, `from` answering `to`'s digest with up to `pages`
+    /// messages of `budget` bytes; the messages whose bit is set in `lost` are lost, and the
+    /// others may arrive in reverse order.
     Push {
         from: usize,
         to: usize,
         budget: usize,
+        pages: usize,
+        lost: u8,
+        reversed: bool,
+        salt: u64,
     },
     /// Time passes and everyone collects expired tombstones.
     Wait {
@@ -36,7 +42,16 @@ fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         4 => (0..3usize, 0..8u8, 0..60usize).prop_map(|(node, key, len)| Op::Set { node, key, len }),
         2 => (0..3usize, 0..8u8).prop_map(|(node, key)| Op::Delete { node, key }),
-        4 => (0..3usize, 0..3usize, 40..400usize).prop_map(|(from, to, budget)| Op::Push { from, to, budget }),
+        4 => (0..3usize, 0..3usize, 40..400usize, 1..5usize, any::<u8>(), any::<bool>(), any::<u64>())
+            .prop_map(|(from, to, budget, pages, lost, reversed, salt)| Op::Push {
+                from,
+                to,
+                budget,
+                pages,
+                lost: lost & 0b1010, // some of the time
+                reversed,
+                salt
+            }),
         1 => (1..15u64).prop_map(|secs| Op::Wait { secs }),
     ]
 }
@@ -62,16 +77,25 @@ proptest! {
                 Op::Delete { node, key } => {
                     stores[node].delete(now, &format!("k{key}")).expect("valid key");
                 }
-                Op::Push { from, to, budget } => {
+                Op::Push { from, to, budget, pages, lost, reversed, salt } => {
                     if from != to {
-                        let deltas = stores[from].deltas_for(&stores[to].digest(), budget);
-                        for d in &deltas {
+                        let (mut messages, _) =
+                            stores[from].delta_pages(&stores[to].digest(), "", None, budget, pages, salt);
+                        prop_assert!(messages.len() <= pages);
+                        for d in messages.iter().flatten() {
                             // Never skipped: consecutive, increasing versions after `after`.
                             let versions: Vec<u64> = d.updates.iter().map(|u| u.version).collect();
                             prop_assert!(versions.windows(2).all(|w| w[0] < w[1]));
                             prop_assert!(versions.first().is_none_or(|&v| v > d.after));
                         }
-                        stores[to].apply(now, deltas);
+                        if reversed {
+                            messages.reverse();
+                        }
+                        for (i, deltas) in messages.into_iter().enumerate() {
+                            if lost & (1 << i) == 0 {
+                                stores[to].apply(now, deltas);
+                            }
+                        }
                     }
                 }
                 Op::Wait { secs } => {

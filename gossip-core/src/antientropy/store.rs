@@ -371,6 +371,27 @@ impl KvStore {
         end: Option<&str>,
         budget: usize,
     ) -> Vec<ParticipantDelta> {
+        self.delta_pages(peer, start, end, budget, 1, 0).0.pop().unwrap_or_default()
+    }
+
+    /// What the peer lacks in the range, as up to `pages` messages of at most `budget`
+    /// encoded bytes each, so that one exchange can move more than a datagram. A participant
+    /// too large for what is left of a page continues on the next one: the piece there
+    /// follows the previous piece's last version, so each message is a valid delta on its
+    /// own, and a receiver that lost a piece refuses the later ones as a gap (no version is
+    /// ever skipped) until a later exchange fills it. Participants equally far behind go in
+    /// an order drawn from `salt`: peers that fill in a node at the same time then mostly
+    /// send it different participants instead of the same ones. The flag says whether the
+    /// page limit left something out.
+    pub fn delta_pages(
+        &self,
+        peer: &[ParticipantDigest],
+        start: &str,
+        end: Option<&str>,
+        budget: usize,
+        pages: usize,
+        salt: u64,
+    ) -> (Vec<Vec<ParticipantDelta>>, bool) {
         let known: BTreeMap<&str, &ParticipantDigest> = peer.iter().map(|d| (d.node.as_str(), d)).collect();
         // (missing updates, node, reset, after)
         let mut wanted: Vec<(usize, &CompactString, bool, u64)> = Vec::new();
@@ -395,45 +416,86 @@ impl KvStore {
             let missing = p.by_version.range(after + 1..).count();
             wanted.push((missing, node, reset, after));
         }
-        wanted.sort_by(|a, b| b.0.cmp(&a.0).then_with(|| a.1.cmp(b.1)));
+        let tie = |node: &CompactString| xxhash_rust::xxh3::xxh3_64_with_seed(node.as_bytes(), salt);
+        wanted.sort_by_cached_key(|&(missing, node, _, _)| (std::cmp::Reverse(missing), tie(node), node.clone()));
+        // Participants still to send from, in order: each one's first piece before anyone's
+        // second, so that a burst's datagrams depend on each other only when there are fewer
+        // participants to send than datagrams (a lost or overtaken datagram then costs only
+        // its own pieces).
+        let mut queue: std::collections::VecDeque<(&CompactString, bool, u64)> =
+            wanted.into_iter().map(|(_, node, reset, after)| (node, reset, after)).collect();
+        let mut out: Vec<Vec<ParticipantDelta>> = Vec::new();
+        let mut page = Vec::new();
         let mut room = budget;
-        let mut out = Vec::new();
-        for (_, node, reset, after) in wanted {
+        let mut cut_short = false;
+        'participants: while let Some((node, reset, after)) = queue.pop_front() {
             let Some(p) = self.participants.get(node) else { continue };
-            // Node name, generation, flag, `after` and the length of the list.
-            let overhead = node.len() + 24;
-            if room < overhead {
-                continue;
-            }
-            let mut left = room - overhead;
-            let mut updates = Vec::new();
-            let mut through = p.max_version;
-            for version in p.by_version.range(after + 1..).map(|(v, _)| *v) {
-                let Some(update) = p.update(version) else { break };
-                let size = postcard::experimental::serialized_size(&update).unwrap_or(usize::MAX);
-                if size > left {
-                    // Never skip: a later version would leave a gap.
-                    through = updates.last().map_or(after, |u: &KeyUpdate| u.version);
-                    break;
-                }
-                left -= size;
-                updates.push(update);
-            }
-            if updates.is_empty() && !reset && through == after {
-                continue; // nothing fits
-            }
-            room = left;
-            out.push(ParticipantDelta {
+            // Node name and its length, generation, flag, three versions (varints of at most
+            // ten bytes) and the length of the list.
+            let overhead = node.len() + 45;
+            let mut piece = ParticipantDelta {
                 node: node.clone(),
                 generation: p.generation,
                 reset,
                 after,
-                through,
+                through: after,
                 gc_version: p.gc_version,
-                updates,
-            });
+                updates: Vec::new(),
+            };
+            loop {
+                if room < overhead {
+                    // On to the next page, if there is one.
+                    if !page.is_empty() {
+                        out.push(std::mem::take(&mut page));
+                    }
+                    room = budget;
+                    if out.len() >= pages || room < overhead {
+                        cut_short = out.len() >= pages;
+                        break 'participants;
+                    }
+                }
+                let fresh_page = room == budget;
+                let mut left = room - overhead;
+                let mut cut = false;
+                for version in p.by_version.range(piece.through + 1..).map(|(v, _)| *v) {
+                    let Some(update) = p.update(version) else {
+                        cut = true;
+                        break;
+                    };
+                    let size = postcard::experimental::serialized_size(&update).unwrap_or(usize::MAX);
+                    if size > left {
+                        cut = true; // never skip: later versions wait for the next piece
+                        break;
+                    }
+                    left -= size;
+                    piece.through = version;
+                    piece.updates.push(update);
+                }
+                if !cut {
+                    // Beyond the last update when the versions after it were collected.
+                    piece.through = p.max_version;
+                }
+                let says_something = !piece.updates.is_empty() || piece.reset || piece.through > piece.after;
+                if !says_something {
+                    if fresh_page {
+                        continue 'participants; // an update larger than a whole page
+                    }
+                    room = 0; // try again on a fresh page
+                    continue;
+                }
+                room = if cut { 0 } else { left };
+                if cut {
+                    // The rest follows this piece, after everyone else's first one.
+                    queue.push_back((node, false, piece.through));
+                }
+                page.push(piece);
+                continue 'participants;
+            }
         }
-        out
+        if !page.is_empty() && out.len() < pages {
+            out.push(page);
+        }
+        (out, cut_short)
     }
 
     /// Merges deltas from a peer; returns the changes, in order.
@@ -461,6 +523,11 @@ impl KvStore {
                 p.gc_version = delta.gc_version;
             } else if p.max_version < delta.after {
                 continue; // a gap: what lies between would be missing
+            } else if delta.gc_version > p.gc_version && p.max_version < delta.gc_version {
+                // Tombstones we never merged have been collected since: only a reset may bring
+                // us on (this is a continuation of a reset whose first piece we missed, or a
+                // rumor), or the deleted keys we still hold would stay.
+                continue;
             } else if delta.gc_version < p.gc_version && p.max_version < p.gc_version {
                 // We were reset past collected tombstones and are still filling in; a sender
                 // that has not seen them collected may hold the deleted keys: only the owner's
@@ -629,6 +696,78 @@ mod tests {
         let versions: Vec<u64> = deltas[0].updates.iter().map(|u| u.version).collect();
         assert_eq!(versions, vec![1, 2, 3, 4, 5].into_iter().take(versions.len()).collect::<Vec<_>>());
         assert!(!versions.contains(&6), "the large version 6 did not fit, so nothing after it: {versions:?}");
+    }
+
+    #[test]
+    fn delta_pages_fit_their_budget_and_continue_where_the_last_one_stopped() {
+        let now = Instant::now();
+        let mut writers: Vec<KvStore> = (0..3).map(|i| store(&format!("w{i}"))).collect();
+        for (i, w) in writers.iter_mut().enumerate() {
+            for k in 0..40 {
+                w.set(&format!("key-{k}"), vec![i as u8; 30]).expect("set");
+            }
+        }
+        let mut hub = store("hub");
+        for w in &writers {
+            hub.apply(now, w.deltas_for(&hub.digest(), usize::MAX));
+        }
+        let budget = 500;
+        let (pages, cut_short) = hub.delta_pages(&[], "", None, budget, 100, 7);
+        assert!(pages.len() > 3 && !cut_short, "{} pages", pages.len());
+        for page in &pages {
+            let size: usize = page.iter().map(|d| postcard::experimental::serialized_size(d).expect("size")).sum();
+            assert!(size <= budget, "a page of {size} bytes");
+        }
+        // Every piece of a participant follows the previous one.
+        let mut through: BTreeMap<CompactString, u64> = BTreeMap::new();
+        for d in pages.iter().flatten() {
+            assert_eq!(d.after, through.get(&d.node).copied().unwrap_or(0), "{}", d.node);
+            assert_eq!(d.reset, d.after == 0);
+            through.insert(d.node.clone(), d.through);
+        }
+        assert!(through.values().all(|&v| v == 40));
+        // Delivering all pages but one: the lost piece's participant stops there, nothing
+        // after it is merged, and a later exchange completes it.
+        let mut fresh = store("fresh");
+        for (i, page) in pages.iter().enumerate() {
+            if i != 1 {
+                fresh.apply(now, page.clone());
+            }
+        }
+        let lost = &pages[1][0];
+        assert_eq!(fresh.max_version(&lost.node), lost.after);
+        assert!(fresh.get(&lost.node, &lost.updates[0].key).is_none_or(|(_, v)| v < lost.updates[0].version));
+        for page in hub.delta_pages(&fresh.digest(), "", None, budget, 100, 7).0 {
+            fresh.apply(now, page);
+        }
+        assert_eq!(fresh.digest_hash(), hub.digest_hash());
+        // A page limit cuts the tail only.
+        assert_eq!(hub.delta_pages(&[], "", None, budget, 2, 7), (pages[..2].to_vec(), true));
+    }
+
+    #[test]
+    fn a_reset_continued_without_its_first_piece_is_refused() {
+        let mut now = Instant::now();
+        let (mut a, mut b) = (store("a"), store("b"));
+        a.set("k1", vec![1; 6]).expect("set");
+        a.set("gone", vec![]).expect("set");
+        a.set("k2", vec![2; 41]).expect("set");
+        b.apply(now, a.deltas_for(&b.digest(), 1000));
+        a.delete(now, "gone").expect("delete");
+        now += GRACE;
+        a.collect_tombstones(now);
+        a.set("k0", vec![0; 47]).expect("set");
+        // b is behind the collected tombstone: a reset, cut in two pieces.
+        let (pages, _) = a.delta_pages(&b.digest(), "", None, 105, 2, 0);
+        assert_eq!(pages.len(), 2);
+        assert!(pages[0][0].reset && !pages[1][0].reset && pages[1][0].after == b.max_version("a"));
+        // The first piece is lost: the second follows b's version, but not its view of the
+        // deleted key.
+        b.apply(now, pages[1].clone());
+        assert_eq!(b.max_version("a"), 3);
+        b.apply(now, a.deltas_for(&b.digest(), 1000));
+        assert!(b.get("a", "gone").is_none());
+        assert_eq!(b.digest_hash(), a.digest_hash());
     }
 
     #[test]
