@@ -168,6 +168,11 @@ pub struct Config {
     /// random member (a hash goes first: members in sync exchange one number); `None`
     /// disables them. (chitchat: `gossip_interval`; Cassandra gossips every second)
     pub state_sync_interval: Option<Duration>,
+    /// Most datagrams of deltas one side sends in one exchange (each within the MTU): a node
+    /// far behind catches up this many datagrams per exchange instead of one, without IP
+    /// fragmentation. (chitchat sends one datagram of up to 65 KB; memberlist's push-pull
+    /// ships the whole state over TCP)
+    pub state_sync_datagrams: usize,
     /// Fresh key/value writes are also spread as rumors, each retransmitted at most
     /// `state_retransmit_mult * ceil(log10(N + 1))` times; anti-entropy repairs what they
     /// miss. 0: no rumors, anti-entropy alone (least traffic, staleness of a few intervals).
@@ -266,6 +271,7 @@ impl Config {
             zone: None,
             cross_zone_probability: 0.1,
             state_sync_interval: Some(Duration::from_secs(2)),
+            state_sync_datagrams: 16,
             state_retransmit_mult: 2,
             kv_limits: crate::antientropy::KvLimits::default(),
             tombstone_grace: Duration::from_secs(3600),
@@ -326,6 +332,7 @@ impl Config {
             ("broadcast_retransmit_mult", u64::from(self.broadcast_retransmit_mult)),
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
             ("max_queued_rumors", self.max_queued_rumors as u64),
+            ("state_sync_datagrams", self.state_sync_datagrams as u64),
             ("max_members", self.max_members as u64),
             ("kv_limits.max_keys", self.kv_limits.max_keys as u64),
             ("kv_limits.max_key_len", self.kv_limits.max_key_len as u64),
@@ -366,6 +373,7 @@ impl Config {
             ("state_retransmit_mult", u64::from(self.state_retransmit_mult), 1_000),
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier), 1_000),
             ("max_queued_rumors", self.max_queued_rumors as u64, 1 << 20),
+            ("state_sync_datagrams", self.state_sync_datagrams as u64, 1_024),
             ("max_members", self.max_members as u64, 1 << 24),
             ("mtu", self.mtu as u64, 65_507),
             ("max_inbound_size", self.max_inbound_size as u64, 65_507),

@@ -133,6 +133,9 @@ pub struct Node<A: Address> {
     pub(crate) state_cursor: CompactString,
     /// An anti-entropy exchange is due: the next probe ping opens it.
     pub(crate) state_syn_due: bool,
+    /// The last few bursts of deltas (peer, burst id) we asked to continue: a burst says so on
+    /// its last two datagrams, and only one of them may trigger the next.
+    pub(crate) state_continued: VecDeque<(A, u32)>,
     /// A membership push-pull is due: the next probe ping carries our digest.
     pub(crate) push_pull_due: bool,
     /// Whether the next early exchange after a join goes straight to a seed: the first does,
@@ -197,6 +200,7 @@ impl<A: Address> Node<A> {
             ),
             state_cursor: CompactString::default(),
             state_syn_due: false,
+            state_continued: VecDeque::new(),
             push_pull_due: false,
             seed_has_news: true,
             health: Health::new(if config.lifeguard { config.awareness_max_multiplier } else { 1 }),
@@ -299,7 +303,7 @@ impl<A: Address> Node<A> {
                     true
                 }
                 Message::StateDigest { entries, .. } => entries.iter().all(|d| valid_name(&d.node)),
-                Message::StateDelta { deltas } => deltas.iter().all(|d| valid_name(&d.node)),
+                Message::StateDelta { deltas, .. } => deltas.iter().all(|d| valid_name(&d.node)),
                 Message::StateUpdate { delta } => valid_name(&delta.node),
             };
             if !names_ok {
@@ -328,7 +332,7 @@ impl<A: Address> Node<A> {
             Message::StateDigest { start, end, entries, reply } => {
                 self.on_state_digest(from, start, end, entries, reply)
             }
-            Message::StateDelta { deltas } => self.on_state_delta(now, deltas),
+            Message::StateDelta { deltas, more } => self.on_state_delta(now, from, deltas, more),
             Message::StateUpdate { delta } => self.on_state_update(now, delta),
         }
     }

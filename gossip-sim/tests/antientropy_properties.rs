@@ -74,6 +74,23 @@ fn state_converged(sim: &Sim) -> bool {
     })
 }
 
+/// What replicas hold that their owner does not, for a failure message.
+fn divergence(sim: &Sim) -> String {
+    let mut out = String::new();
+    for &owner in &sim.up_ids() {
+        let name = sim.name(owner).to_owned();
+        let truth = keys_of(sim, owner, &name);
+        for &holder in &sim.up_ids() {
+            let held = keys_of(sim, holder, &name);
+            if held != truth {
+                let view = sim.node(holder).and_then(|n| n.member(&name));
+                out += &format!("{} holds {held:?} of {name} ({view:?}), which holds {truth:?}; ", sim.name(holder));
+            }
+        }
+    }
+    out
+}
+
 fn run(plan: &Plan) -> Result<(), TestCaseError> {
     let net = NetConfig { loss: plan.loss, duplicate: plan.duplicate, reorder: plan.reorder, ..NetConfig::default() };
     let config = Config {
@@ -125,15 +142,84 @@ fn run(plan: &Plan) -> Result<(), TestCaseError> {
     *sim.net_mut() = NetConfig::default();
     let ok =
         sim.run_until_cond(Duration::from_secs(1), Duration::from_secs(600), |s| s.converged() && state_converged(s));
-    prop_assert!(ok, "state did not converge after faults stopped (at {:?})", sim.elapsed());
+    prop_assert!(ok, "state did not converge after faults stopped (at {:?}): {}", sim.elapsed(), divergence(&sim));
     Ok(())
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig { cases: 64, failure_persistence: None, ..ProptestConfig::default() })]
+    #![proptest_config(ProptestConfig {
+        // More with GOSSIP_PROPTEST_CASES=N, for a long hunt.
+        cases: std::env::var("GOSSIP_PROPTEST_CASES").ok().and_then(|v| v.parse().ok()).unwrap_or(64),
+        failure_persistence: None,
+        ..ProptestConfig::default()
+    })]
 
     #[test]
     fn replicas_converge_to_their_owners_once_faults_stop(plan in plan()) {
         run(&plan)?;
+    }
+}
+
+/// Plans the property test once found.
+#[test]
+fn plans_that_once_failed_converge() {
+    let set = |node| Step::Set { node, key: 0, len: 0 };
+    let plans = [
+        // An owner restarts while a restarted peer is filling in from replicas that still hold
+        // the old life's state.
+        Plan {
+            seed: 3530443259134783179,
+            nodes: 6,
+            loss: 0.2447532282120573,
+            duplicate: 0.061076456668397956,
+            reorder: 0.037613642632901276,
+            steps: vec![
+                (0, set(2)),
+                (3364, set(2)),
+                (4004, set(1)),
+                (4083, Step::Stall(8, 3236)),
+                (5190, set(6)),
+                (12347, Step::Stall(8, 4192)),
+                (15344, Step::Crash(7)),
+                (19947, set(4)),
+                (20440, set(5)),
+                (34167, Step::Crash(4)),
+                (35512, Step::Restart(4)),
+                (36335, Step::Restart(1)),
+            ],
+        },
+        Plan {
+            seed: 17433985932506712285,
+            nodes: 5,
+            loss: 0.12297623945113456,
+            duplicate: 0.07398427332576381,
+            reorder: 0.12753563826846254,
+            steps: vec![
+                (0, set(6)),
+                (0, Step::Delete { node: 0, key: 0 }),
+                (1907, Step::Crash(3)),
+                (1907, set(8)),
+                (3984, Step::Partition(4)),
+                (5151, set(4)),
+                (5702, set(0)),
+                (6495, set(2)),
+                (10099, Step::Crash(2)),
+                (15761, Step::Stall(5, 1405)),
+                (17165, Step::Stall(0, 1704)),
+                (17553, Step::Partition(1)),
+                (19085, Step::Restart(2)),
+                (19756, set(2)),
+                (20530, Step::Restart(8)),
+                (23520, Step::Partition(4)),
+                (26528, set(5)),
+                (34496, Step::Crash(6)),
+                (35598, Step::Restart(1)),
+            ],
+        },
+    ];
+    for plan in &plans {
+        if let Err(e) = run(plan) {
+            panic!("seed {}: {e}", plan.seed);
+        }
     }
 }

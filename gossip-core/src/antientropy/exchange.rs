@@ -4,9 +4,14 @@
 //!    sync exchange one number, and no extra datagram).
 //! 2. B → A `StateDigest { range, reply }`: one MTU-sized page of B's digest, the next range
 //!    after the one B last sent (large digests are covered over several rounds).
-//! 3. A → B `StateDelta` with what B lacks in that range (most stale first, never skipping,
-//!    cut at the MTU), then A's own `StateDigest` of the same range.
-//! 4. B → A `StateDelta` with what A lacks there.
+//! 3. A → B `StateDelta`s with what B lacks in that range (most stale first, never skipping,
+//!    up to `state_sync_datagrams` datagrams within the MTU), then A's own `StateDigest` of
+//!    the same range.
+//! 4. B → A `StateDelta`s with what A lacks there.
+//!
+//! A side whose burst was cut at `state_sync_datagrams` says so on its last delta, and the
+//! receiver answers with its digest of the range at once (step 2 again): bulk transfers run at
+//! one burst per round trip instead of one per interval.
 //!
 //! This is Cassandra's SYN / ACK / ACK2 with a hash in front and a name range on every digest.
 //! Fresh writes also spread at once as `StateUpdate` rumors piggybacked like membership news;
@@ -16,11 +21,12 @@
 use std::time::Instant;
 
 use compact_str::CompactString;
+use rand::Rng;
 
 use crate::event::Event;
 use crate::membership::table::Address;
 use crate::node::{Node, Outgoing};
-use crate::wire::{codec, Message};
+use crate::wire::{codec, Message, StateContinuation};
 
 use super::KvChange;
 
@@ -76,24 +82,44 @@ impl<A: Address> Node<A> {
         entries: Vec<crate::antientropy::ParticipantDigest>,
         reply: bool,
     ) {
-        let deltas = self.state.deltas_in_range(&entries, &start, end.as_deref(), self.state_room());
-        if !deltas.is_empty() {
+        let (pages, cut_short) = self.state.delta_pages(
+            &entries,
+            &start,
+            end.as_deref(),
+            self.state_room(),
+            self.config.state_sync_datagrams,
+            self.rng.random(),
+        );
+        let count = pages.len();
+        let burst: u32 = self.rng.random();
+        for (i, deltas) in pages.into_iter().enumerate() {
             self.metrics.state_deltas_sent += 1;
-            let message = Message::StateDelta { deltas };
+            // On the last two, so that one lost datagram does not end the transfer.
+            let more = (cut_short && i + 2 >= count).then(|| StateContinuation {
+                burst,
+                start: start.clone(),
+                end: end.clone(),
+            });
+            let message = Message::StateDelta { deltas, more };
             self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
         }
         if reply {
-            // Our digest of the same range, so the peer can send what we lack there. Cut at the
-            // MTU like any page; what does not fit waits for a later round.
-            let (mine, cut) = self.state.digest_from(&start, self.state_room());
-            let end = match (cut, end) {
-                (Some(c), Some(e)) => Some(c.min(e)),
-                (c, e) => c.or(e),
-            };
-            let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.node < *e)).collect();
-            let message = Message::StateDigest { start, end, entries: mine, reply: false };
-            self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+            // Our digest of the same range, so the peer can send what we lack there.
+            self.send_state_digest(from, start, end, false);
         }
+    }
+
+    /// Sends our digest of the range from `start` to `end`, cut at the MTU like any page (what
+    /// does not fit waits for a later round); `reply` asks the peer for its digest back.
+    fn send_state_digest(&mut self, to: &A, start: CompactString, end: Option<CompactString>, reply: bool) {
+        let (mine, cut) = self.state.digest_from(&start, self.state_room());
+        let end = match (cut, end) {
+            (Some(c), Some(e)) => Some(c.min(e)),
+            (c, e) => c.or(e),
+        };
+        let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.node < *e)).collect();
+        let message = Message::StateDigest { start, end, entries: mine, reply };
+        self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
     }
 
     /// Queues a fresh update of `node` for piggybacking.
@@ -111,13 +137,45 @@ impl<A: Address> Node<A> {
         if delta.updates.len() != 1 || delta.reset || self.state.max_version(&node) != delta.after {
             return;
         }
-        self.on_state_delta(now, vec![delta]);
+        self.apply_state_deltas(now, vec![delta]);
         if self.state.max_version(&node) == version {
             self.queue_state_rumor(node, version);
         }
     }
 
-    pub(crate) fn on_state_delta(&mut self, now: Instant, deltas: Vec<crate::antientropy::ParticipantDelta>) {
+    pub(crate) fn on_state_delta(
+        &mut self,
+        now: Instant,
+        from: &A,
+        deltas: Vec<crate::antientropy::ParticipantDelta>,
+        more: Option<StateContinuation>,
+    ) {
+        let before = more.as_ref().map(|_| self.state.digest_hash());
+        self.apply_state_deltas(now, deltas);
+        // The peer has more for us: ask again at once, once per burst, and only while its
+        // deltas move us on (a peer whose updates we refuse cannot keep us busy).
+        let Some((more, before)) = more.zip(before) else { return };
+        let asked = self.state_continued.iter().any(|(peer, burst)| peer == from && *burst == more.burst);
+        if asked || self.state.digest_hash() == before {
+            return;
+        }
+        if self.state_continued.len() >= 8 {
+            self.state_continued.pop_front();
+        }
+        self.state_continued.push_back((from.clone(), more.burst));
+        self.send_state_digest(from, more.start, more.end, true);
+    }
+
+    fn apply_state_deltas(&mut self, now: Instant, mut deltas: Vec<crate::antientropy::ParticipantDelta>) {
+        // A peer that has not heard of a restart yet may still send the old life's state; once
+        // we know of the new life, that state must not come back (the new life may never
+        // write, and an empty participant is in no digest that would correct it). Nor may the
+        // state of a member we forgot after its death.
+        deltas.retain(|d| {
+            let known = self.members.find(&d.node).and_then(|slot| self.members.get(slot)).map(|m| m.generation);
+            let forgotten = self.forgotten.get(d.node.as_str()).is_some_and(|&(g, _)| d.generation <= g);
+            known.is_none_or(|g| d.generation >= g) && !forgotten
+        });
         let before = self.state.rejected();
         for change in self.state.apply(now, deltas) {
             self.events.push_back(match change {

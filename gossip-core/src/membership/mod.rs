@@ -88,12 +88,7 @@ impl<A: Address> Node<A> {
         if generation_changed {
             self.phi.forget(slot); // a new life: its arrivals start over
             if record.generation > cur_gen {
-                // ...and its key/value state too.
-                for change in self.state.new_generation(&record.name, record.generation) {
-                    if let crate::antientropy::KvChange::Deleted { node, key, version } = change {
-                        self.events.push_back(Event::KeyDeleted { node, key, version });
-                    }
-                }
+                self.drop_older_state(&record.name, record.generation); // ...and its key/values
             }
         }
         self.members.update(slot, &record);
@@ -155,6 +150,8 @@ impl<A: Address> Node<A> {
             return;
         }
         let slot = self.members.insert(&record);
+        // Anti-entropy may have brought an older life's key/values before we heard of this one.
+        self.drop_older_state(&record.name, record.generation);
         self.phi.forget(slot);
         self.swim.probe_order_insert(&mut self.rng, slot, self.members.is_local(slot));
         self.events.push_back(Event::MemberUp(record.clone()));
@@ -170,6 +167,15 @@ impl<A: Address> Node<A> {
         if self.joining && source == Source::Gossip {
             // Someone told us about the cluster: we are in, even if the seed's reply is lost.
             self.finish_join(now);
+        }
+    }
+
+    /// `name` lives in `generation`: what an older life wrote is gone.
+    fn drop_older_state(&mut self, name: &str, generation: u64) {
+        for change in self.state.new_generation(name, generation) {
+            if let crate::antientropy::KvChange::Deleted { node, key, version } = change {
+                self.events.push_back(Event::KeyDeleted { node, key, version });
+            }
         }
     }
 

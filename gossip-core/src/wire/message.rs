@@ -194,7 +194,24 @@ pub enum Message<A> {
         /// Per participant, in version order, never skipping.
         #[serde(deserialize_with = "crate::wire::bounded::vec")]
         deltas: Vec<crate::antientropy::ParticipantDelta>,
+        /// On the last two messages of a burst cut at `state_sync_datagrams`: the sender holds
+        /// more for the receiver, and the receiver asks again at once (with its digest of the
+        /// range) instead of waiting for the next exchange. A node far behind catches up at
+        /// one burst per round trip.
+        more: Option<StateContinuation>,
     },
+}
+
+/// What a peer holds more of: deltas in the participant names from `start` up to
+/// (excluding) `end`, or to the last one.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StateContinuation {
+    /// The sender's id for the burst: the receiver continues each burst once.
+    pub burst: u32,
+    /// First participant name in the range.
+    pub start: CompactString,
+    /// First name after the range; `None`: to the last one.
+    pub end: Option<CompactString>,
 }
 
 /// Kinds of [`Message`], for metrics.

@@ -8,4 +8,4 @@ pub mod codec;
 mod message;
 
 pub use codec::{DecodeError, Envelope, Header, PROTOCOL_VERSION};
-pub use message::{MemberRecord, MemberState, Message, MessageKind, ViewEnd};
+pub use message::{MemberRecord, MemberState, Message, MessageKind, StateContinuation, ViewEnd};
