@@ -173,10 +173,14 @@ pub struct Config {
     /// fragmentation. (chitchat sends one datagram of up to 65 KB; memberlist's push-pull
     /// ships the whole state over TCP)
     pub state_sync_datagrams: usize,
-    /// Fresh key/value writes are also spread as rumors, each retransmitted at most
-    /// `state_retransmit_mult * ceil(log10(N + 1))` times; anti-entropy repairs what they
-    /// miss. 0: no rumors, anti-entropy alone (least traffic, staleness of a few intervals).
+    /// Fresh key/value writes and CRDT deltas are also spread as rumors, each retransmitted
+    /// at most `state_retransmit_mult * ceil(log10(N + 1))` times; anti-entropy repairs what
+    /// they miss. 0: no rumors, anti-entropy alone (least traffic, staleness of a few
+    /// intervals).
     pub state_retransmit_mult: u32,
+    /// Most replicated CRDT objects a node holds (its own and its peers'); updates and
+    /// states of further objects are refused and counted.
+    pub max_crdt_objects: usize,
     /// Limits on each member's keys and values.
     pub kv_limits: crate::antientropy::KvLimits,
     /// How long a deleted key's tombstone is kept: a member away longer than this gets the
@@ -273,6 +277,7 @@ impl Config {
             state_sync_interval: Some(Duration::from_secs(2)),
             state_sync_datagrams: 16,
             state_retransmit_mult: 2,
+            max_crdt_objects: 1024,
             kv_limits: crate::antientropy::KvLimits::default(),
             tombstone_grace: Duration::from_secs(3600),
             phi_accrual: None,
@@ -333,6 +338,7 @@ impl Config {
             ("awareness_max_multiplier", u64::from(self.awareness_max_multiplier)),
             ("max_queued_rumors", self.max_queued_rumors as u64),
             ("state_sync_datagrams", self.state_sync_datagrams as u64),
+            ("max_crdt_objects", self.max_crdt_objects as u64),
             ("max_members", self.max_members as u64),
             ("kv_limits.max_keys", self.kv_limits.max_keys as u64),
             ("kv_limits.max_key_len", self.kv_limits.max_key_len as u64),

@@ -39,6 +39,9 @@ pub enum CommandError {
     /// A key/value write broke a limit.
     #[error(transparent)]
     Kv(#[from] crate::antientropy::KvError),
+    /// A CRDT update was refused.
+    #[error(transparent)]
+    Crdt(#[from] crate::crdt::CrdtError),
 }
 
 /// Why `Node::new` refused.

@@ -39,6 +39,11 @@ pub enum Event<A> {
         /// The owner's version of this write.
         version: u64,
     },
+    /// A replicated CRDT object changed by what a peer sent (read it with `Node::crdt`).
+    CrdtChanged {
+        /// The object's name.
+        object: CompactString,
+    },
     /// A member's key was deleted (version 0: dropped with the member's old generation).
     KeyDeleted {
         /// The member owning the key.

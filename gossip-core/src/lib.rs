@@ -22,6 +22,7 @@
 
 pub mod antientropy;
 pub mod config;
+pub mod crdt;
 pub mod dissemination;
 pub mod error;
 pub mod event;

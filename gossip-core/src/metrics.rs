@@ -129,6 +129,11 @@ pub struct Metrics {
     /// Key/value updates from peers refused for breaking `kv_limits` (with the owner's later
     /// updates, which must not skip a version).
     pub state_updates_refused: u64,
+    /// CRDT states and deltas from peers refused: malformed, of another type than the
+    /// object, or past `max_crdt_objects`.
+    pub crdt_refused: u64,
+    /// Pieces of whole CRDT states sent by anti-entropy.
+    pub crdt_pieces_sent: u64,
     /// Gauge: Lifeguard local health score (0 = healthy).
     pub health_score: u32,
     /// Gauge: smoothed round-trip time of direct pings in microseconds (0 until measured).

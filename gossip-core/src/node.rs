@@ -129,6 +129,7 @@ pub struct Node<A: Address> {
     pub(crate) phi: crate::membership::phi::PhiDetector,
     /// The replicated key/value state.
     pub(crate) state: crate::antientropy::KvStore,
+    pub(crate) crdts: crate::crdt::replication::Crdts,
     /// Where the next anti-entropy digest page starts.
     pub(crate) state_cursor: CompactString,
     /// An anti-entropy exchange is due: the next probe ping opens it.
@@ -199,6 +200,7 @@ impl<A: Address> Node<A> {
                 config.tombstone_grace,
             ),
             state_cursor: CompactString::default(),
+            crdts: Default::default(),
             state_syn_due: false,
             state_continued: VecDeque::new(),
             push_pull_due: false,
@@ -305,6 +307,10 @@ impl<A: Address> Node<A> {
                 Message::StateDigest { entries, .. } => entries.iter().all(|d| valid_name(&d.node)),
                 Message::StateDelta { deltas, .. } => deltas.iter().all(|d| valid_name(&d.node)),
                 Message::StateUpdate { delta } => valid_name(&delta.node),
+                Message::CrdtDelta { .. }
+                | Message::CrdtSyn { .. }
+                | Message::CrdtDigest { .. }
+                | Message::CrdtState { .. } => true, // checked where used
             };
             if !names_ok {
                 return Err(HandleError::InvalidName);
@@ -334,6 +340,10 @@ impl<A: Address> Node<A> {
             }
             Message::StateDelta { deltas, more } => self.on_state_delta(now, from, deltas, more),
             Message::StateUpdate { delta } => self.on_state_update(now, delta),
+            Message::CrdtDelta { object, delta } => self.on_crdt_delta(object, delta),
+            Message::CrdtSyn { hash } => self.on_crdt_syn(from, hash),
+            Message::CrdtDigest { start, end, entries, reply } => self.on_crdt_digest(from, start, end, entries, reply),
+            Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
         }
     }
 
@@ -734,6 +744,7 @@ impl<A: Address> Node<A> {
         self.pack_broadcasts(mtu, header_len);
         self.pack_member_rumors(mtu, &mut taken);
         self.pack_state_rumors(mtu);
+        self.pack_crdt_rumors(mtu);
         let limit = self.retransmit_limit();
         for key in taken {
             self.dissemination.members.sent(&key, limit);
@@ -833,6 +844,29 @@ impl<A: Address> Node<A> {
             }
             self.count_sent(msg.kind(), len);
             self.dissemination.states.sent(&key, limit);
+        }
+    }
+
+    /// CRDT deltas, in the room left after everything else.
+    fn pack_crdt_rumors(&mut self, cap: usize) {
+        let keys: Vec<(CompactString, u64)> = self.dissemination.crdts.iter().take(64).cloned().collect();
+        let limit = retransmit_limit(self.config.state_retransmit_mult, self.members.live_count() + 1);
+        for key in keys {
+            if self.buf.len() + 16 > cap {
+                break;
+            }
+            let Some(rumor) = self.crdts.rumors.deltas.get(&key) else {
+                self.dissemination.crdts.remove(&key);
+                continue;
+            };
+            let len = rumor.encoded.len();
+            if self.buf.len() + len > cap {
+                continue;
+            }
+            self.buf.extend_from_slice(&rumor.encoded);
+            self.count_sent(crate::wire::MessageKind::CrdtDelta, len);
+            self.dissemination.crdts.sent(&key, limit);
+            self.crdt_rumor_retired(&key);
         }
     }
 

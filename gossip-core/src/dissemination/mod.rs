@@ -41,6 +41,8 @@ pub(crate) struct Dissemination {
     pub payloads: HashMap<(CompactString, u64), QueuedBroadcast, ahash::RandomState>,
     /// Fresh key/value updates by (owner, version); the update itself is read from the store.
     pub states: RumorQueue<(CompactString, u64)>,
+    /// CRDT deltas by (object, rumor id); the deltas themselves are kept by the CRDT layer.
+    pub crdts: RumorQueue<(CompactString, u64)>,
     seen: HashSet<(CompactString, u64), ahash::RandomState>,
     seen_order: VecDeque<(Instant, (CompactString, u64))>,
     /// Id of the next broadcast this node originates.
@@ -57,6 +59,7 @@ impl Dissemination {
             broadcasts: RumorQueue::new(capacity, keys),
             payloads: HashMap::with_hasher(hasher()),
             states: RumorQueue::new(capacity, keys),
+            crdts: RumorQueue::new(capacity, keys),
             seen: HashSet::with_hasher(hasher()),
             seen_order: VecDeque::new(),
             next_broadcast_id: 0,
@@ -104,6 +107,7 @@ impl<A: crate::membership::table::Address> crate::node::Node<A> {
         if self.dissemination.members.is_empty()
             && self.dissemination.broadcasts.is_empty()
             && self.dissemination.states.is_empty()
+            && self.dissemination.crdts.is_empty()
         {
             return;
         }

@@ -249,6 +249,7 @@ impl<A: Address> Node<A> {
             }
             if let Some(syn) = self.take_state_syn() {
                 messages.push(syn);
+                messages.extend(self.crdt_syn()); // on the same timer
             }
         }
         self.outbox.push_back(Outgoing { dest, messages, piggyback: true });

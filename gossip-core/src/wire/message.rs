@@ -200,6 +200,39 @@ pub enum Message<A> {
         /// one burst per round trip.
         more: Option<StateContinuation>,
     },
+    /// A CRDT delta spread as a rumor: joined into the receiver's object (and passed on if
+    /// it changed anything).
+    CrdtDelta {
+        /// The object's name.
+        object: CompactString,
+        /// The delta.
+        delta: crate::crdt::AnyCrdt,
+    },
+    /// CRDT anti-entropy opening: a hash over every object's state. Equal hashes end it.
+    CrdtSyn {
+        /// [`crate::Node`]'s hash of its objects.
+        hash: u64,
+    },
+    /// One page of (object, state hash), for the objects named from `start` up to
+    /// (excluding) `end`.
+    CrdtDigest {
+        /// First object name the page covers.
+        start: CompactString,
+        /// Where the page ends (`None`: at the last object).
+        end: Option<CompactString>,
+        /// The sender's objects in the range.
+        #[serde(deserialize_with = "crate::wire::bounded::vec")]
+        entries: Vec<crate::crdt::replication::ObjectDigest>,
+        /// Whether the receiver should answer with its own page of the same range.
+        reply: bool,
+    },
+    /// A piece of an object's whole state (pieces join into the state).
+    CrdtState {
+        /// The object's name.
+        object: CompactString,
+        /// The piece.
+        piece: crate::crdt::AnyCrdt,
+    },
 }
 
 /// What a peer holds more of: deltas in the participant names from `start` up to
@@ -243,6 +276,14 @@ pub enum MessageKind {
     StateDelta,
     /// [`Message::StateUpdate`].
     StateUpdate,
+    /// [`Message::CrdtDelta`].
+    CrdtDelta,
+    /// [`Message::CrdtSyn`].
+    CrdtSyn,
+    /// [`Message::CrdtDigest`].
+    CrdtDigest,
+    /// [`Message::CrdtState`].
+    CrdtState,
 }
 
 impl MessageKind {
@@ -261,10 +302,14 @@ impl MessageKind {
         MessageKind::StateDigest,
         MessageKind::StateDelta,
         MessageKind::StateUpdate,
+        MessageKind::CrdtDelta,
+        MessageKind::CrdtSyn,
+        MessageKind::CrdtDigest,
+        MessageKind::CrdtState,
     ];
 
     /// Number of kinds.
-    pub const COUNT: usize = 13;
+    pub const COUNT: usize = 17;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -282,6 +327,10 @@ impl MessageKind {
             MessageKind::StateDigest => "state_digest",
             MessageKind::StateDelta => "state_delta",
             MessageKind::StateUpdate => "state_update",
+            MessageKind::CrdtDelta => "crdt_delta",
+            MessageKind::CrdtSyn => "crdt_syn",
+            MessageKind::CrdtDigest => "crdt_digest",
+            MessageKind::CrdtState => "crdt_state",
         }
     }
 
@@ -308,6 +357,10 @@ impl<A> Message<A> {
             Message::StateDigest { .. } => MessageKind::StateDigest,
             Message::StateDelta { .. } => MessageKind::StateDelta,
             Message::StateUpdate { .. } => MessageKind::StateUpdate,
+            Message::CrdtDelta { .. } => MessageKind::CrdtDelta,
+            Message::CrdtSyn { .. } => MessageKind::CrdtSyn,
+            Message::CrdtDigest { .. } => MessageKind::CrdtDigest,
+            Message::CrdtState { .. } => MessageKind::CrdtState,
         }
     }
 }

@@ -1,0 +1,199 @@
+//! Dots and causal contexts: what the dot-based CRDTs (multi-value register, add-wins set)
+//! use to tell "removed" from "never seen".
+//!
+//! A dot is one write event, (replica, sequence number). A causal context is the set of dots a
+//! replica has seen, kept per replica as sorted, disjoint, non-adjacent intervals: a context
+//! that saw everything is one interval per replica, and one with holes (dots that arrived out
+//! of order, or the removed dots of a state split into pieces) stays exact. The representation
+//! is canonical, so equal contexts are equal values (and hash alike).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::ReplicaId;
+
+/// One write event: the `seq`-th write of `replica` to this object.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Dot {
+    /// Who wrote.
+    pub replica: ReplicaId,
+    /// Its write counter, from 1.
+    pub seq: u64,
+}
+
+/// The set of dots seen, as intervals per replica.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct CausalContext {
+    /// Per replica, sorted disjoint inclusive intervals with gaps between them.
+    ranges: BTreeMap<ReplicaId, Vec<(u64, u64)>>,
+}
+
+impl CausalContext {
+    /// An empty context.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Whether `dot` was seen.
+    pub fn contains(&self, dot: &Dot) -> bool {
+        let Some(r) = self.ranges.get(&dot.replica) else { return false };
+        // The last interval starting at or before the dot.
+        let i = r.partition_point(|&(lo, _)| lo <= dot.seq);
+        i > 0 && r[i - 1].1 >= dot.seq
+    }
+
+    /// Highest sequence number seen of `replica` (0 if none).
+    pub fn max_seq(&self, replica: ReplicaId) -> u64 {
+        self.ranges.get(&replica).and_then(|r| r.last()).map_or(0, |&(_, hi)| hi)
+    }
+
+    /// The next dot `replica` writes with: after everything of it seen.
+    pub fn next_dot(&self, replica: ReplicaId) -> Dot {
+        Dot { replica, seq: self.max_seq(replica).saturating_add(1) }
+    }
+
+    /// Adds a dot.
+    pub fn insert(&mut self, dot: Dot) {
+        self.insert_range(dot.replica, dot.seq, dot.seq);
+    }
+
+    /// Adds the dots `lo..=hi` of `replica`.
+    pub fn insert_range(&mut self, replica: ReplicaId, lo: u64, hi: u64) {
+        if lo > hi {
+            return;
+        }
+        let r = self.ranges.entry(replica).or_default();
+        // Merge with every interval that overlaps or touches [lo, hi].
+        let start = r.partition_point(|&(_, h)| h.saturating_add(1) < lo);
+        let end = r.partition_point(|&(l, _)| l <= hi.saturating_add(1));
+        let (mut new_lo, mut new_hi) = (lo, hi);
+        if start < end {
+            new_lo = new_lo.min(r[start].0);
+            new_hi = new_hi.max(r[end - 1].1);
+        }
+        r.splice(start..end, std::iter::once((new_lo, new_hi)));
+    }
+
+    /// Adds everything `other` saw.
+    pub fn join(&mut self, other: &CausalContext) {
+        for (&replica, r) in &other.ranges {
+            for &(lo, hi) in r {
+                self.insert_range(replica, lo, hi);
+            }
+        }
+    }
+
+    /// Whether nothing was seen.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// The context without the dots in `live`: the dots seen and since removed. Its size is
+    /// about one interval per live dot, whatever the number of writes.
+    pub fn without(&self, live: &BTreeSet<Dot>) -> CausalContext {
+        let mut out = CausalContext::new();
+        for (&replica, r) in &self.ranges {
+            let holes: Vec<u64> =
+                live.range(Dot { replica, seq: 0 }..=Dot { replica, seq: u64::MAX }).map(|d| d.seq).collect();
+            for &(lo, hi) in r {
+                let mut from = lo;
+                for &seq in holes.iter().filter(|&&s| s >= lo && s <= hi) {
+                    if seq > from {
+                        out.insert_range(replica, from, seq - 1);
+                    }
+                    from = seq + 1;
+                }
+                if from <= hi {
+                    out.insert_range(replica, from, hi);
+                }
+            }
+        }
+        out
+    }
+
+    /// Splits into contexts of at most `intervals` intervals each, whose join is this one.
+    pub fn split(&self, intervals: usize) -> Vec<CausalContext> {
+        let intervals = intervals.max(1);
+        let mut out = Vec::new();
+        let mut piece = CausalContext::new();
+        let mut count = 0;
+        for (&replica, r) in &self.ranges {
+            for &(lo, hi) in r {
+                if count == intervals {
+                    out.push(std::mem::take(&mut piece));
+                    count = 0;
+                }
+                piece.insert_range(replica, lo, hi);
+                count += 1;
+            }
+        }
+        if !piece.is_empty() {
+            out.push(piece);
+        }
+        out
+    }
+
+    /// Whether the context is in canonical form (sorted, disjoint, non-adjacent, non-empty
+    /// interval lists): what a decoded context from a peer must be before it is used.
+    pub fn is_canonical(&self) -> bool {
+        self.ranges.values().all(|r| {
+            !r.is_empty()
+                && r.iter().all(|&(lo, hi)| lo >= 1 && lo <= hi)
+                && r.windows(2).all(|w| w[0].1.saturating_add(1) < w[1].0)
+        })
+    }
+}
+
+/// The dot-store join (Almeida et al.): a dot survives if both sides hold it, or one side
+/// holds it and the other never saw it. A dot one side saw and no longer holds was removed.
+pub(crate) fn join_dots(
+    mine: &BTreeSet<Dot>,
+    my_context: &CausalContext,
+    theirs: &BTreeSet<Dot>,
+    their_context: &CausalContext,
+) -> BTreeSet<Dot> {
+    let keep_mine = mine.iter().filter(|d| theirs.contains(d) || !their_context.contains(d));
+    let take_theirs = theirs.iter().filter(|d| !mine.contains(d) && !my_context.contains(d));
+    keep_mine.chain(take_theirs).copied().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn dot(r: u64, seq: u64) -> Dot {
+        Dot { replica: ReplicaId(r), seq }
+    }
+
+    #[test]
+    fn intervals_merge_and_stay_canonical() {
+        let mut c = CausalContext::new();
+        for seq in [5, 1, 3, 2, 7] {
+            c.insert(dot(1, seq));
+        }
+        assert!(c.contains(&dot(1, 3)) && !c.contains(&dot(1, 4)) && !c.contains(&dot(2, 1)));
+        assert_eq!(c.ranges[&ReplicaId(1)], vec![(1, 3), (5, 5), (7, 7)]);
+        c.insert(dot(1, 4));
+        c.insert(dot(1, 6));
+        assert_eq!(c.ranges[&ReplicaId(1)], vec![(1, 7)]);
+        assert!(c.is_canonical());
+        assert_eq!(c.next_dot(ReplicaId(1)), dot(1, 8));
+    }
+
+    #[test]
+    fn without_live_dots_leaves_the_removed_ones() {
+        let mut c = CausalContext::new();
+        c.insert_range(ReplicaId(1), 1, 10);
+        let live: BTreeSet<Dot> = [dot(1, 3), dot(1, 10)].into_iter().collect();
+        let removed = c.without(&live);
+        assert_eq!(removed.ranges[&ReplicaId(1)], vec![(1, 2), (4, 9)]);
+        let mut back = removed.clone();
+        for d in &live {
+            back.insert(*d);
+        }
+        assert_eq!(back, c);
+        let pieces = c.without(&live).split(1);
+        assert_eq!(pieces.len(), 2);
+    }
+}

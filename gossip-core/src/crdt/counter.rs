@@ -1,0 +1,159 @@
+//! Counters: grow-only, and up-and-down as two grow-only counters.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
+
+/// A grow-only counter: each replica counts its own increments; the value is the sum and the
+/// merge takes each replica's maximum.
+///
+/// ```
+/// use gossip_core::crdt::{Crdt, GCounter, ReplicaId};
+/// let (a, b) = (ReplicaId(1), ReplicaId(2));
+/// let mut x = GCounter::default();
+/// let mut y = GCounter::default();
+/// let d = x.increment(a, 3); // the delta
+/// x.join(&d);
+/// y.join(&y.increment(b, 4));
+/// x.join(&y);
+/// y.join(&d);
+/// assert_eq!((x.value(), y.value()), (7, 7));
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct GCounter {
+    counts: BTreeMap<ReplicaId, u64>,
+}
+
+impl GCounter {
+    /// The count: the sum over replicas.
+    pub fn value(&self) -> u128 {
+        self.counts.values().map(|&c| u128::from(c)).sum()
+    }
+
+    /// What `replica` counted.
+    pub fn count_of(&self, replica: ReplicaId) -> u64 {
+        self.counts.get(&replica).copied().unwrap_or(0)
+    }
+
+    /// Replicas that counted something.
+    pub fn replicas(&self) -> usize {
+        self.counts.len()
+    }
+
+    /// The delta of `replica` adding `by` (a replica's own count stops at `u64::MAX`).
+    pub fn increment(&self, replica: ReplicaId, by: u64) -> GCounter {
+        let mut delta = GCounter::default();
+        let count = self.count_of(replica).saturating_add(by);
+        if count > 0 {
+            delta.counts.insert(replica, count);
+        }
+        delta
+    }
+}
+
+impl Crdt for GCounter {
+    const KIND: CrdtKind = CrdtKind::GCounter;
+
+    fn join(&mut self, other: &Self) -> bool {
+        let mut changed = false;
+        for (&replica, &count) in &other.counts {
+            if count == 0 {
+                continue; // zero is the default: never stored, so equal states compare equal
+            }
+            let mine = self.counts.entry(replica).or_insert(0);
+            if count > *mine {
+                *mine = count;
+                changed = true;
+            }
+        }
+        changed
+    }
+
+    fn split(&self, budget: usize) -> Vec<Self> {
+        chunks(self.counts.iter().map(|(&r, &c)| (r, c)), budget)
+            .into_iter()
+            .map(|part| GCounter { counts: part.into_iter().collect() })
+            .collect()
+    }
+
+    fn is_well_formed(&self) -> bool {
+        self.counts.values().all(|&c| c > 0)
+    }
+
+    fn into_any(self) -> AnyCrdt {
+        AnyCrdt::GCounter(self)
+    }
+
+    fn from_any(any: &AnyCrdt) -> Option<&Self> {
+        match any {
+            AnyCrdt::GCounter(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+/// A counter that goes up and down: increments and decrements counted apart.
+///
+/// ```
+/// use gossip_core::crdt::{Crdt, PnCounter, ReplicaId};
+/// let mut c = PnCounter::default();
+/// c.join(&c.increment(ReplicaId(1), 5));
+/// c.join(&c.decrement(ReplicaId(2), 7));
+/// assert_eq!(c.value(), -2);
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PnCounter {
+    up: GCounter,
+    down: GCounter,
+}
+
+impl PnCounter {
+    /// Increments minus decrements.
+    pub fn value(&self) -> i128 {
+        // Each side is at most 2^64 x 2^64: both fit an i128 once shifted into range.
+        self.up.value() as i128 - self.down.value() as i128
+    }
+
+    /// The delta of `replica` adding `by`.
+    pub fn increment(&self, replica: ReplicaId, by: u64) -> PnCounter {
+        PnCounter { up: self.up.increment(replica, by), down: GCounter::default() }
+    }
+
+    /// The delta of `replica` subtracting `by`.
+    pub fn decrement(&self, replica: ReplicaId, by: u64) -> PnCounter {
+        PnCounter { up: GCounter::default(), down: self.down.increment(replica, by) }
+    }
+}
+
+impl Crdt for PnCounter {
+    const KIND: CrdtKind = CrdtKind::PnCounter;
+
+    fn join(&mut self, other: &Self) -> bool {
+        let up = self.up.join(&other.up);
+        let down = self.down.join(&other.down);
+        up || down
+    }
+
+    fn split(&self, budget: usize) -> Vec<Self> {
+        let ups = self.up.split(budget).into_iter().map(|up| PnCounter { up, down: GCounter::default() });
+        let downs = self.down.split(budget).into_iter().map(|down| PnCounter { up: GCounter::default(), down });
+        ups.chain(downs).collect()
+    }
+
+    fn is_well_formed(&self) -> bool {
+        self.up.is_well_formed() && self.down.is_well_formed()
+    }
+
+    fn into_any(self) -> AnyCrdt {
+        AnyCrdt::PnCounter(self)
+    }
+
+    fn from_any(any: &AnyCrdt) -> Option<&Self> {
+        match any {
+            AnyCrdt::PnCounter(s) => Some(s),
+            _ => None,
+        }
+    }
+}

@@ -1,0 +1,224 @@
+//! Delta-state CRDTs (Almeida, Shoker, Baquero 2018): replicated objects whose states form a
+//! join-semilattice, so replicas that have merged the same updates, in any order and any number
+//! of times, hold the same state.
+//!
+//! Each mutator is pure and returns a *delta*: a small state holding just the change, which
+//! the caller joins into its replica and which spreads like any state (the node piggybacks it
+//! as a rumor; anti-entropy repairs what rumors miss by exchanging whole states, split into
+//! datagram-sized pieces whose join is the state).
+//!
+//! | type | value | merge |
+//! |---|---|---|
+//! | [`GCounter`] | grow-only count | per-replica max |
+//! | [`PnCounter`] | count up and down | two grow-only counters |
+//! | [`LwwRegister`] | one value, last writer wins | highest (Lamport counter, replica) |
+//! | [`MvRegister`] | every concurrently written value | dots and a causal context |
+//! | [`AwSet`] | add-wins observed-remove set | dots and a causal context |
+//!
+//! No wall clock anywhere: the register orders writes by a Lamport counter and the replica
+//! id, so the core stays deterministic.
+
+pub mod context;
+pub mod counter;
+pub mod register;
+pub mod replication;
+pub mod set;
+
+use std::fmt::Debug;
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+pub use context::{CausalContext, Dot};
+pub use counter::{GCounter, PnCounter};
+pub use register::{LwwRegister, MvRegister};
+pub use set::AwSet;
+
+/// One life of one node as a writer (from its name and generation): a restarted node writes
+/// as a new replica, so its old contributions stay counted and never collide with new ones.
+/// 64-bit hashes: a collision among a cluster's replicas has odds of about n²/2⁶⁵.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ReplicaId(pub u64);
+
+impl ReplicaId {
+    /// The replica id of node `name` in `generation`.
+    pub fn new(name: &str, generation: u64) -> Self {
+        ReplicaId(xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), generation))
+    }
+}
+
+/// A join-semilattice state with delta mutators.
+///
+/// Laws (checked by the property tests for every built-in): `join` is commutative,
+/// associative and idempotent, and joining the pieces of [`Crdt::split`] gives the state back.
+pub trait Crdt: Clone + Default + PartialEq + Debug + Serialize + DeserializeOwned {
+    /// Which built-in this is, on the wire.
+    const KIND: CrdtKind;
+
+    /// Merges `other` into `self`: the least upper bound of both. Returns whether `self`
+    /// changed (false: it already held everything in `other`), which is how a node tells news
+    /// worth passing on from a rumor it has seen.
+    fn join(&mut self, other: &Self) -> bool;
+
+    /// Pieces whose join is `self`, each encoding to at most about `budget` bytes where the
+    /// state allows (a single value larger than the budget stays whole), for sending a whole
+    /// state over datagrams.
+    fn split(&self, budget: usize) -> Vec<Self>;
+
+    /// Whether a state decoded from a peer is well formed (canonical contexts).
+    fn is_well_formed(&self) -> bool {
+        true
+    }
+
+    /// Wraps the state for the wire.
+    fn into_any(self) -> AnyCrdt;
+
+    /// The state inside `any`, if it is of this type.
+    fn from_any(any: &AnyCrdt) -> Option<&Self>;
+}
+
+/// The built-in CRDT types, as named on the wire and in errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum CrdtKind {
+    /// [`GCounter`].
+    GCounter,
+    /// [`PnCounter`].
+    PnCounter,
+    /// [`LwwRegister`].
+    LwwRegister,
+    /// [`MvRegister`].
+    MvRegister,
+    /// [`AwSet`].
+    AwSet,
+}
+
+/// A state of any built-in type: what the node stores per named object and sends.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[allow(missing_docs)] // one variant per type, named after it
+pub enum AnyCrdt {
+    GCounter(GCounter),
+    PnCounter(PnCounter),
+    LwwRegister(LwwRegister),
+    MvRegister(MvRegister),
+    AwSet(AwSet),
+}
+
+/// Why a CRDT operation was refused. Nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum CrdtError {
+    /// The object exists with another type.
+    #[error("object {name:?} is a {actual:?}, not a {requested:?}")]
+    WrongKind {
+        /// The object.
+        name: String,
+        /// Its type.
+        actual: CrdtKind,
+        /// The type asked for.
+        requested: CrdtKind,
+    },
+    /// Object names are 1 to 128 bytes.
+    #[error("object name must be 1 to 128 bytes, got {0}")]
+    BadName(usize),
+    /// The node holds its limit of objects.
+    #[error("too many objects (limit {0})")]
+    TooManyObjects(usize),
+    /// The update's delta does not fit in one datagram.
+    #[error("the update's delta is {len} bytes, more than the {max} that fit in a datagram")]
+    DeltaTooLarge {
+        /// Encoded size of the delta.
+        len: usize,
+        /// Room in a datagram.
+        max: usize,
+    },
+    /// A register or set value is larger than the limit.
+    #[error("value of {len} bytes exceeds the limit of {max}")]
+    ValueTooLarge {
+        /// Size given.
+        len: usize,
+        /// Limit.
+        max: usize,
+    },
+}
+
+macro_rules! dispatch {
+    ($any:expr, $s:ident => $body:expr) => {
+        match $any {
+            AnyCrdt::GCounter($s) => $body,
+            AnyCrdt::PnCounter($s) => $body,
+            AnyCrdt::LwwRegister($s) => $body,
+            AnyCrdt::MvRegister($s) => $body,
+            AnyCrdt::AwSet($s) => $body,
+        }
+    };
+}
+
+impl AnyCrdt {
+    /// The state's type.
+    pub fn kind(&self) -> CrdtKind {
+        dispatch!(self, s => kind_of(s))
+    }
+
+    /// An empty state of `kind`.
+    pub fn empty(kind: CrdtKind) -> Self {
+        match kind {
+            CrdtKind::GCounter => GCounter::default().into_any(),
+            CrdtKind::PnCounter => PnCounter::default().into_any(),
+            CrdtKind::LwwRegister => LwwRegister::default().into_any(),
+            CrdtKind::MvRegister => MvRegister::default().into_any(),
+            CrdtKind::AwSet => AwSet::default().into_any(),
+        }
+    }
+
+    /// Joins `other` into `self` if it is of the same type; returns whether the state changed
+    /// (`None`: another type, nothing done).
+    pub fn join(&mut self, other: &AnyCrdt) -> Option<bool> {
+        fn go<T: Crdt>(mine: &mut T, theirs: &T) -> bool {
+            mine.join(theirs)
+        }
+        match (self, other) {
+            (AnyCrdt::GCounter(a), AnyCrdt::GCounter(b)) => Some(go(a, b)),
+            (AnyCrdt::PnCounter(a), AnyCrdt::PnCounter(b)) => Some(go(a, b)),
+            (AnyCrdt::LwwRegister(a), AnyCrdt::LwwRegister(b)) => Some(go(a, b)),
+            (AnyCrdt::MvRegister(a), AnyCrdt::MvRegister(b)) => Some(go(a, b)),
+            (AnyCrdt::AwSet(a), AnyCrdt::AwSet(b)) => Some(go(a, b)),
+            _ => None,
+        }
+    }
+
+    /// [`Crdt::split`] of the state inside.
+    pub fn split(&self, budget: usize) -> Vec<AnyCrdt> {
+        dispatch!(self, s => s.split(budget).into_iter().map(Crdt::into_any).collect())
+    }
+
+    /// [`Crdt::is_well_formed`] of the state inside.
+    pub fn is_well_formed(&self) -> bool {
+        dispatch!(self, s => s.is_well_formed())
+    }
+}
+
+fn kind_of<T: Crdt>(_: &T) -> CrdtKind {
+    T::KIND
+}
+
+/// Groups `items` into runs whose encodings add up to at most `budget` bytes (an item larger
+/// than the budget goes alone).
+pub(crate) fn chunks<T: Serialize>(items: impl IntoIterator<Item = T>, budget: usize) -> Vec<Vec<T>> {
+    let mut out = Vec::new();
+    let mut current = Vec::new();
+    let mut used = 0usize;
+    for item in items {
+        let size = postcard::experimental::serialized_size(&item).unwrap_or(usize::MAX);
+        if !current.is_empty() && used.saturating_add(size) > budget {
+            out.push(std::mem::take(&mut current));
+            used = 0;
+        }
+        used = used.saturating_add(size);
+        current.push(item);
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
+}

@@ -1,0 +1,345 @@
+//! Replicating named CRDT objects between nodes.
+//!
+//! - An update's delta is joined locally and spreads as a `CrdtDelta` rumor piggybacked like
+//!   membership news (`state_retransmit_mult`); a receiver whose state it changed passes it
+//!   on, one it did not change stops there. Deltas of one object queued together are joined
+//!   into one rumor while it fits a datagram.
+//! - Anti-entropy repairs what rumors missed, riding on the key/value exchange's timer: a
+//!   `CrdtSyn` hash of every object's state on a probe ping (in sync: one number), then on a
+//!   mismatch a digest page of (object, state hash), and for each object whose hashes differ
+//!   the whole state, split into datagram-sized pieces whose join is the state (up to
+//!   `state_sync_datagrams` per exchange, in both directions). Joins are idempotent and
+//!   commute, so lost, duplicated or reordered pieces need no bookkeeping.
+//!
+//! Known cost: while an object changes faster than the exchanges, every exchange finds its
+//! hashes different and ships its whole state; per-part digests (or delta intervals) would
+//! ship only what differs.
+
+use std::collections::BTreeMap;
+use std::time::Instant;
+
+use compact_str::CompactString;
+use rand::Rng;
+use serde::{Deserialize, Serialize};
+
+use super::{AnyCrdt, Crdt, CrdtError, CrdtKind, ReplicaId};
+use crate::dissemination::Priority;
+use crate::error::CommandError;
+use crate::event::Event;
+use crate::membership::table::Address;
+use crate::node::{Node, Outgoing};
+use crate::wire::Message;
+
+/// Longest object name.
+pub const MAX_OBJECT_NAME: usize = 128;
+
+/// One object in a digest page.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ObjectDigest {
+    /// The object's name.
+    pub name: CompactString,
+    /// Hash of its state's encoding (states are canonical: equal states hash alike).
+    pub hash: u64,
+}
+
+/// A named replicated object as a node holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct CrdtObject {
+    pub state: AnyCrdt,
+    /// Hash of the state's encoding, computed when an exchange needs it (not on every
+    /// delta: that would cost a whole encoding per rumor).
+    pub hash: Option<u64>,
+}
+
+impl CrdtObject {
+    fn new(state: AnyCrdt) -> Self {
+        CrdtObject { state, hash: None }
+    }
+
+    fn hash(&mut self) -> u64 {
+        *self.hash.get_or_insert_with(|| state_hash(&self.state))
+    }
+}
+
+fn state_hash(state: &AnyCrdt) -> u64 {
+    postcard::to_allocvec(state).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+}
+
+/// A queued rumor: the delta, and its message encoded once (packets copy the bytes).
+#[derive(Debug)]
+pub(crate) struct QueuedDelta {
+    delta: AnyCrdt,
+    pub encoded: Vec<u8>,
+}
+
+/// Rumors of CRDT deltas waiting for piggyback room.
+#[derive(Debug, Default)]
+pub(crate) struct CrdtRumors {
+    /// Each queued rumor, by (object, rumor id).
+    pub deltas: hashbrown::HashMap<(CompactString, u64), QueuedDelta>,
+    /// Per object, the newest rumor still open for joining further deltas into.
+    pub open: hashbrown::HashMap<CompactString, u64>,
+    pub next_id: u64,
+}
+
+/// The CRDT objects of a node.
+#[derive(Debug, Default)]
+pub(crate) struct Crdts {
+    pub objects: BTreeMap<CompactString, CrdtObject>,
+    /// Where the next digest page starts.
+    pub cursor: CompactString,
+    pub rumors: CrdtRumors,
+}
+
+impl Crdts {
+    /// Hash over every object (order-independent): what `CrdtSyn` carries.
+    pub fn hash(&mut self) -> u64 {
+        self.objects
+            .iter_mut()
+            .map(|(name, o)| xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), o.hash()))
+            .fold(0, |acc, h| acc ^ h)
+    }
+
+    /// Digest entries from `start` on, up to `budget` encoded bytes; with where the next page
+    /// starts, if any is left.
+    fn digest_from(&mut self, start: &str, budget: usize) -> (Vec<ObjectDigest>, Option<CompactString>) {
+        let mut out = Vec::new();
+        let mut used = 0usize;
+        let range = (std::ops::Bound::Included(start), std::ops::Bound::Unbounded);
+        for (name, o) in self.objects.range_mut::<str, _>(range) {
+            let entry = ObjectDigest { name: name.clone(), hash: o.hash() };
+            let size = postcard::experimental::serialized_size(&entry).unwrap_or(usize::MAX);
+            if used.saturating_add(size) > budget && !out.is_empty() {
+                return (out, Some(name.clone()));
+            }
+            used = used.saturating_add(size);
+            out.push(entry);
+        }
+        (out, None)
+    }
+}
+
+fn valid_object_name(name: &str) -> bool {
+    !name.is_empty() && name.len() <= MAX_OBJECT_NAME && !name.chars().any(char::is_control)
+}
+
+impl<A: Address> Node<A> {
+    /// This node's replica id in CRDTs: its name and generation.
+    pub fn replica_id(&self) -> ReplicaId {
+        ReplicaId::new(&self.name, self.generation)
+    }
+
+    /// The replicated object `name`, if this node holds it and it is a `T`.
+    ///
+    /// ```
+    /// # use std::time::Instant;
+    /// # use gossip_core::{Config, Identity, Node};
+    /// use gossip_core::crdt::PnCounter;
+    /// # let mut node = Node::new(Config::local(), Identity::new("a", 1u32, 1), 7, Instant::now()).unwrap();
+    /// node.update_crdt::<PnCounter>("requests", |c, me| c.increment(me, 2))?;
+    /// assert_eq!(node.crdt::<PnCounter>("requests").map(|c| c.value()), Some(2));
+    /// # Ok::<(), gossip_core::CommandError>(())
+    /// ```
+    pub fn crdt<T: Crdt>(&self, name: &str) -> Option<&T> {
+        self.crdts.objects.get(name).and_then(|o| T::from_any(&o.state))
+    }
+
+    /// The names and types of the objects this node holds.
+    pub fn crdt_objects(&self) -> impl Iterator<Item = (&str, CrdtKind)> + '_ {
+        self.crdts.objects.iter().map(|(name, o)| (name.as_str(), o.state.kind()))
+    }
+
+    /// Updates object `name` (created empty if new): `mutate` gets the current state and this
+    /// node's replica id and returns a delta (a mutator of the type), which is joined here and
+    /// spread to every node. Returns the delta.
+    pub fn update_crdt<T: Crdt>(
+        &mut self,
+        name: &str,
+        mutate: impl FnOnce(&T, ReplicaId) -> T,
+    ) -> Result<T, CommandError> {
+        if self.self_state == crate::wire::MemberState::Left {
+            return Err(CommandError::Left);
+        }
+        if !valid_object_name(name) {
+            return Err(CrdtError::BadName(name.len()).into());
+        }
+        let existing = self.crdts.objects.get(name);
+        if let Some(o) = existing {
+            if o.state.kind() != T::KIND {
+                let (actual, requested) = (o.state.kind(), T::KIND);
+                return Err(CrdtError::WrongKind { name: name.into(), actual, requested }.into());
+            }
+        } else if self.crdts.objects.len() >= self.config.max_crdt_objects {
+            return Err(CrdtError::TooManyObjects(self.config.max_crdt_objects).into());
+        }
+        let empty = T::default();
+        let current = existing.and_then(|o| T::from_any(&o.state)).unwrap_or(&empty);
+        let delta = mutate(current, self.replica_id());
+        let any = delta.clone().into_any();
+        let message = Message::<A>::CrdtDelta { object: name.into(), delta: any.clone() };
+        let len = crate::wire::codec::encoded_len(&message);
+        let max = self.state_room();
+        if len > max {
+            return Err(CrdtError::DeltaTooLarge { len, max }.into());
+        }
+        let object = self.crdts.objects.entry(name.into()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(T::KIND)));
+        if object.state.join(&any) == Some(true) {
+            object.hash = None;
+        }
+        self.queue_crdt_rumor(name.into(), any);
+        Ok(delta)
+    }
+
+    /// Queues a delta for piggybacking, joined into the object's open rumor while that stays
+    /// small (a quarter of a datagram, so that rumors fit beside other traffic).
+    fn queue_crdt_rumor(&mut self, object: CompactString, delta: AnyCrdt) {
+        if self.config.state_retransmit_mult == 0 {
+            return;
+        }
+        let cap = self.state_room() / 4;
+        let encode = |object: &CompactString, delta: &AnyCrdt| {
+            let mut out = Vec::new();
+            crate::wire::codec::encode_message(
+                &mut out,
+                &Message::<A>::CrdtDelta { object: object.clone(), delta: delta.clone() },
+            );
+            out
+        };
+        let rumors = &mut self.crdts.rumors;
+        let delta_len = postcard::experimental::serialized_size(&delta).unwrap_or(usize::MAX);
+        if let Some(&id) = rumors.open.get(&object) {
+            let key = (object.clone(), id);
+            if let Some(open) = rumors.deltas.get_mut(&key) {
+                // A join is never larger than its two sides together.
+                if open.encoded.len().saturating_add(delta_len) <= cap && open.delta.join(&delta).is_some() {
+                    open.encoded = encode(&object, &open.delta);
+                    // Re-queued: its transmissions start over with the news it now holds.
+                    if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
+                        self.crdts.rumors.deltas.remove(&evicted);
+                    }
+                    return;
+                }
+            }
+        }
+        rumors.next_id += 1;
+        let key = (object.clone(), rumors.next_id);
+        let encoded = encode(&object, &delta);
+        rumors.open.insert(object, rumors.next_id);
+        rumors.deltas.insert(key.clone(), QueuedDelta { delta, encoded });
+        if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
+            self.crdts.rumors.deltas.remove(&evicted);
+        }
+    }
+
+    /// A rumor was sent for the last time (or dropped): forget its delta.
+    pub(crate) fn crdt_rumor_retired(&mut self, key: &(CompactString, u64)) {
+        if !self.dissemination.crdts.contains(key) {
+            self.crdts.rumors.deltas.remove(key);
+            if self.crdts.rumors.open.get(&key.0) == Some(&key.1) {
+                self.crdts.rumors.open.remove(&key.0);
+            }
+        }
+    }
+
+    /// Joins a state (a delta or a piece) from a peer into object `name`; returns whether it
+    /// changed anything. Objects of another type, malformed states and objects past the limit
+    /// are refused and counted.
+    fn join_remote(&mut self, name: CompactString, state: &AnyCrdt) -> bool {
+        if !valid_object_name(&name) || !state.is_well_formed() {
+            self.metrics.crdt_refused += 1;
+            return false;
+        }
+        if !self.crdts.objects.contains_key(&name) && self.crdts.objects.len() >= self.config.max_crdt_objects {
+            self.metrics.crdt_refused += 1;
+            return false;
+        }
+        let object =
+            self.crdts.objects.entry(name.clone()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(state.kind())));
+        match object.state.join(state) {
+            Some(true) => {
+                object.hash = None;
+                self.events.push_back(Event::CrdtChanged { object: name });
+                true
+            }
+            Some(false) => false,
+            None => {
+                self.metrics.crdt_refused += 1;
+                false
+            }
+        }
+    }
+
+    pub(crate) fn on_crdt_delta(&mut self, object: CompactString, delta: AnyCrdt) {
+        if self.join_remote(object.clone(), &delta) {
+            self.queue_crdt_rumor(object, delta); // news to us: pass it on
+        }
+    }
+
+    /// The opening hash, when there are objects to compare (a node without any learns of
+    /// them from its peers' openings).
+    pub(crate) fn crdt_syn(&mut self) -> Option<Message<A>> {
+        (!self.crdts.objects.is_empty()).then(|| Message::CrdtSyn { hash: self.crdts.hash() })
+    }
+
+    pub(crate) fn on_crdt_syn(&mut self, from: &A, hash: u64) {
+        if hash == self.crdts.hash() {
+            return;
+        }
+        let start = self.crdts.cursor.clone();
+        let (entries, end) = self.crdts.digest_from(&start, self.state_room());
+        self.crdts.cursor = end.clone().unwrap_or_default();
+        let message = Message::CrdtDigest { start, end, entries, reply: true };
+        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+    }
+
+    pub(crate) fn on_crdt_digest(
+        &mut self,
+        from: &A,
+        start: CompactString,
+        end: Option<CompactString>,
+        entries: Vec<ObjectDigest>,
+        reply: bool,
+    ) {
+        let theirs: BTreeMap<&str, u64> = entries.iter().map(|d| (d.name.as_str(), d.hash)).collect();
+        let upper = end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let differing: Vec<CompactString> = self
+            .crdts
+            .objects
+            .range_mut::<str, _>((std::ops::Bound::Included(start.as_str()), upper))
+            .filter_map(|(name, o)| (theirs.get(name.as_str()) != Some(&o.hash())).then(|| name.clone()))
+            .collect();
+        // Whole states of the objects that differ, in pieces, up to the burst; which objects
+        // go first rotates, so a burst too small for all of them still covers each in turn.
+        let room = self.state_room();
+        let mut budget = self.config.state_sync_datagrams;
+        let first = if differing.is_empty() { 0 } else { self.rng.random_range(0..differing.len()) };
+        for name in differing.iter().cycle().skip(first).take(differing.len()) {
+            let Some(object) = self.crdts.objects.get(name) else { continue };
+            // Room for the message's own framing and the object's name.
+            let pieces = object.state.split(room.saturating_sub(name.len() + 16));
+            for piece in pieces {
+                if budget == 0 {
+                    break;
+                }
+                budget -= 1;
+                self.metrics.crdt_pieces_sent += 1;
+                let message = Message::CrdtState { object: name.clone(), piece };
+                self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+            }
+        }
+        if reply {
+            let (mine, cut) = self.crdts.digest_from(&start, room);
+            let end = match (cut, end) {
+                (Some(c), Some(e)) => Some(c.min(e)),
+                (c, e) => c.or(e),
+            };
+            let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.name < *e)).collect();
+            let message = Message::CrdtDigest { start, end, entries: mine, reply: false };
+            self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+        }
+    }
+
+    pub(crate) fn on_crdt_state(&mut self, _now: Instant, object: CompactString, piece: AnyCrdt) {
+        self.join_remote(object, &piece);
+    }
+}

@@ -1,0 +1,138 @@
+//! The add-wins observed-remove set.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
+
+use super::context::{join_dots, CausalContext, Dot};
+use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
+
+/// Bytes of one encoded context interval at most.
+const INTERVAL_BYTES: usize = 32;
+
+/// A set of byte strings where an add concurrent with a remove of the same element wins: a
+/// remove only takes away the adds its replica had seen (their dots), so an add it had not
+/// seen survives it.
+///
+/// ```
+/// use gossip_core::crdt::{AwSet, Crdt, ReplicaId};
+/// let (mut x, mut y) = (AwSet::default(), AwSet::default());
+/// x.join(&x.add(ReplicaId(1), b"apple".to_vec()));
+/// y.join(&x);
+/// x.join(&x.remove(b"apple")); // x removes what it saw...
+/// y.join(&y.add(ReplicaId(2), b"apple".to_vec())); // ...while y adds it again
+/// x.join(&y);
+/// y.join(&x);
+/// assert!(x.contains(b"apple") && y.contains(b"apple")); // the add wins
+/// ```
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct AwSet {
+    /// Each element present, with the dots of the adds that keep it there.
+    entries: BTreeMap<ByteBuf, BTreeSet<Dot>>,
+    context: CausalContext,
+}
+
+impl AwSet {
+    /// Whether `element` is in the set.
+    pub fn contains(&self, element: &[u8]) -> bool {
+        self.entries.contains_key(&ByteBuf::from(element))
+    }
+
+    /// The elements, in byte order.
+    pub fn elements(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        self.entries.keys().map(|e| e.as_slice())
+    }
+
+    /// Number of elements.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The delta of `replica` adding `element` (replacing the adds of it this replica saw).
+    pub fn add(&self, replica: ReplicaId, element: Vec<u8>) -> AwSet {
+        let dot = self.context.next_dot(replica);
+        let mut context = CausalContext::new();
+        let element = ByteBuf::from(element);
+        for d in self.entries.get(&element).into_iter().flatten() {
+            context.insert(*d);
+        }
+        context.insert(dot);
+        AwSet { entries: [(element, [dot].into_iter().collect())].into_iter().collect(), context }
+    }
+
+    /// The delta of removing `element`: the adds of it this replica has seen. Empty if the
+    /// element is not here.
+    pub fn remove(&self, element: &[u8]) -> AwSet {
+        let mut context = CausalContext::new();
+        for d in self.entries.get(&ByteBuf::from(element)).into_iter().flatten() {
+            context.insert(*d);
+        }
+        AwSet { entries: BTreeMap::new(), context }
+    }
+
+    fn dots(&self) -> BTreeSet<Dot> {
+        self.entries.values().flatten().copied().collect()
+    }
+}
+
+impl Crdt for AwSet {
+    const KIND: CrdtKind = CrdtKind::AwSet;
+
+    fn join(&mut self, other: &Self) -> bool {
+        let empty = BTreeSet::new();
+        let elements: BTreeSet<&ByteBuf> = self.entries.keys().chain(other.entries.keys()).collect();
+        let mut entries = BTreeMap::new();
+        for element in elements {
+            let mine = self.entries.get(element).unwrap_or(&empty);
+            let theirs = other.entries.get(element).unwrap_or(&empty);
+            let dots = join_dots(mine, &self.context, theirs, &other.context);
+            if !dots.is_empty() {
+                entries.insert(element.clone(), dots);
+            }
+        }
+        let before = self.context.clone();
+        self.context.join(&other.context);
+        let changed = entries != self.entries || self.context != before;
+        self.entries = entries;
+        changed
+    }
+
+    fn split(&self, budget: usize) -> Vec<Self> {
+        let live = chunks(self.entries.iter().map(|(e, d)| (e.clone(), d.clone())), budget).into_iter().map(|part| {
+            let mut context = CausalContext::new();
+            for d in part.iter().flat_map(|(_, dots)| dots) {
+                context.insert(*d);
+            }
+            AwSet { entries: part.into_iter().collect(), context }
+        });
+        let removed = self
+            .context
+            .without(&self.dots())
+            .split((budget / INTERVAL_BYTES).max(1))
+            .into_iter()
+            .map(|context| AwSet { entries: BTreeMap::new(), context });
+        live.chain(removed).collect()
+    }
+
+    fn is_well_formed(&self) -> bool {
+        self.context.is_canonical()
+            && self.entries.values().all(|dots| !dots.is_empty() && dots.iter().all(|d| self.context.contains(d)))
+    }
+
+    fn into_any(self) -> AnyCrdt {
+        AnyCrdt::AwSet(self)
+    }
+
+    fn from_any(any: &AnyCrdt) -> Option<&Self> {
+        match any {
+            AnyCrdt::AwSet(s) => Some(s),
+            _ => None,
+        }
+    }
+}
