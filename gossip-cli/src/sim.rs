@@ -27,6 +27,8 @@ pub enum Scenario {
     Churn,
     /// Writers set keys; time until every node holds them, then traffic while keys change and once in sync
     Antientropy,
+    /// Every node updates a shared counter and set: time until every replica is exact
+    Crdt,
 }
 
 /// Protocol preset.
@@ -92,9 +94,12 @@ pub struct SimArgs {
     /// antientropy: nodes that write keys (default: all).
     #[arg(long)]
     writers: Option<usize>,
-    /// antientropy: seconds between anti-entropy exchanges (default: the preset's).
+    /// antientropy, crdt: seconds between anti-entropy exchanges (default: the preset's).
     #[arg(long)]
     sync_s: Option<f64>,
+    /// crdt: counter increments and set edits per node (over one second).
+    #[arg(long, default_value_t = 5)]
+    ops_per_node: usize,
 }
 
 /// Runs the experiment and prints its result.
@@ -135,6 +140,18 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
+        Scenario::Crdt => {
+            let r = scenarios::crdt(&common, args.ops_per_node, tick);
+            let chart = Chart::Bars {
+                title: format!("crdt: {} nodes x {} updates: delta sizes", r.nodes, r.ops_per_node),
+                y_label: "bytes".into(),
+                bars: vec![
+                    ("counter delta".into(), r.counter_delta_bytes),
+                    ("set add delta".into(), r.set_delta_bytes),
+                ],
+            };
+            (render(&r, args.json), chart)
+        }
         Scenario::Antientropy => {
             let writers = args.writers.unwrap_or(args.nodes);
             let r = scenarios::antientropy(

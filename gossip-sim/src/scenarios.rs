@@ -836,3 +836,143 @@ pub fn antientropy(
         wall_s: wall.elapsed().as_secs_f64(),
     }
 }
+
+/// Result of `gossip sim crdt`.
+#[derive(Debug, Clone, Serialize)]
+pub struct CrdtResult {
+    /// Scenario name.
+    pub scenario: &'static str,
+    /// Cluster size.
+    pub nodes: usize,
+    /// Runs.
+    pub runs: usize,
+    /// Counter increments and set edits per node.
+    pub ops_per_node: usize,
+    /// Whether, in every run, every replica's counter equals the true total and every
+    /// replica's set is the same.
+    pub exact: bool,
+    /// Seconds from the first update until then (mean over runs).
+    pub converge_s: f64,
+    /// Slowest run.
+    pub converge_s_max: f64,
+    /// The true total of the counter (first run).
+    pub counter_total: i128,
+    /// Elements left in the set (first run).
+    pub set_len: usize,
+    /// Mean encoded size of a counter increment's delta, bytes.
+    pub counter_delta_bytes: f64,
+    /// Mean encoded size of a set add's delta, bytes.
+    pub set_delta_bytes: f64,
+    /// CRDT messages (rumors, digests, state pieces) sent per node per second until
+    /// convergence, bytes.
+    pub bytes_per_node_s: f64,
+    /// Wall-clock seconds.
+    pub wall_s: f64,
+}
+
+fn crdt_bytes(sim: &Sim) -> u64 {
+    use gossip_core::wire::MessageKind;
+    let kinds = [MessageKind::CrdtDelta, MessageKind::CrdtSyn, MessageKind::CrdtDigest, MessageKind::CrdtState];
+    sim.up_ids()
+        .iter()
+        .filter_map(|&i| sim.node(i))
+        .map(|n| {
+            let m = n.metrics();
+            kinds.iter().map(|k| m.message_bytes_out[k.index()]).sum::<u64>()
+        })
+        .sum()
+}
+
+/// `gossip sim crdt`: in a converged cluster every node, `ops_per_node` times over a second,
+/// increments the shared counter `hits` by a random amount (one in five times: decrements
+/// it), adds an element of its own to the shared set `tags`, and removes a random element it
+/// sees; then time until every replica holds the exact total and the same set.
+pub fn crdt(common: &Common, ops_per_node: usize, mut progress: impl FnMut(usize)) -> CrdtResult {
+    use gossip_core::crdt::{AwSet, Crdt, PnCounter};
+    let wall = Instant::now();
+    let (mut exact, mut times) = (true, Vec::new());
+    let (mut counter_total, mut set_len, mut bytes_rate) = (0i128, 0usize, Vec::new());
+    let (mut counter_delta, mut set_delta) = ((0usize, 0usize), (0usize, 0usize));
+    for run in 0..common.runs {
+        let seed = common.seed + run as u64;
+        let (mut sim, ids) = new_cluster(seed, common, &common.config);
+        sim.record_trace(false);
+        sim.prime_converged();
+        sim.run_for(Duration::from_secs(1));
+        let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc7d7);
+        let mut total = 0i128;
+        let start = sim.elapsed();
+        let before = crdt_bytes(&sim);
+        let step = Duration::from_millis(1000 / ops_per_node.max(1) as u64);
+        for op in 0..ops_per_node {
+            for (i, &id) in ids.iter().enumerate() {
+                let by: u64 = rng.random_range(1..100);
+                let up = rng.random_range(0..5) != 0;
+                let victim: u32 = rng.random();
+                let Some(n) = sim.node_mut(id) else { continue };
+                let counted = n.update_crdt::<PnCounter>("hits", |c, me| {
+                    if up {
+                        c.increment(me, by)
+                    } else {
+                        c.decrement(me, by)
+                    }
+                });
+                if let Ok(delta) = counted {
+                    total += if up { by as i128 } else { -(by as i128) };
+                    counter_delta.0 += postcard::experimental::serialized_size(&delta.into_any()).unwrap_or(0);
+                    counter_delta.1 += 1;
+                }
+                let element = format!("n{i}-{op}").into_bytes();
+                if let Ok(delta) = n.update_crdt::<AwSet>("tags", |s, me| s.add(me, element)) {
+                    set_delta.0 += postcard::experimental::serialized_size(&delta.into_any()).unwrap_or(0);
+                    set_delta.1 += 1;
+                }
+                let seen: Vec<Vec<u8>> =
+                    n.crdt::<AwSet>("tags").map(|s| s.elements().map(<[u8]>::to_vec).collect()).unwrap_or_default();
+                if !seen.is_empty() {
+                    let gone = seen[victim as usize % seen.len()].clone();
+                    let _ = n.update_crdt::<AwSet>("tags", |s, _| s.remove(&gone));
+                }
+            }
+            sim.run_for(step);
+        }
+        let settled = |s: &Sim| {
+            let up = s.up_ids();
+            let counts_ok = up
+                .iter()
+                .all(|&i| s.node(i).and_then(|n| n.crdt::<PnCounter>("hits")).is_some_and(|c| c.value() == total));
+            let first = up.first().and_then(|&i| s.node(i)).and_then(|n| n.crdt::<AwSet>("tags"));
+            counts_ok
+                && first.is_some()
+                && up.iter().all(|&i| s.node(i).and_then(|n| n.crdt::<AwSet>("tags")) == first)
+        };
+        let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), settled);
+        exact &= ok;
+        let secs = (sim.elapsed() - start).as_secs_f64();
+        if ok {
+            times.push(secs);
+        }
+        bytes_rate.push((crdt_bytes(&sim) - before) as f64 / common.nodes as f64 / secs);
+        if run == 0 {
+            counter_total = total;
+            set_len = ids.first().and_then(|&i| sim.node(i)).and_then(|n| n.crdt::<AwSet>("tags")).map_or(0, AwSet::len);
+        }
+        progress(run + 1);
+    }
+    let mean = |(sum, n): (usize, usize)| sum as f64 / n.max(1) as f64;
+    CrdtResult {
+        scenario: "crdt",
+        nodes: common.nodes,
+        runs: common.runs,
+        ops_per_node,
+        exact,
+        converge_s: mean_sd(&times).0,
+        converge_s_max: times.iter().copied().fold(f64::NAN, f64::max),
+        counter_total,
+        set_len,
+        counter_delta_bytes: mean(counter_delta),
+        set_delta_bytes: mean(set_delta),
+        bytes_per_node_s: mean_sd(&bytes_rate).0,
+        wall_s: wall.elapsed().as_secs_f64(),
+    }
+}
