@@ -29,6 +29,8 @@ pub enum Scenario {
     Antientropy,
     /// Every node updates a shared counter and set: time until every replica is exact
     Crdt,
+    /// Push-sum average in synchronous rounds: rounds to 1e-6, mass conservation, bias under loss
+    Pushsum,
 }
 
 /// Protocol preset.
@@ -97,6 +99,9 @@ pub struct SimArgs {
     /// antientropy, crdt: seconds between anti-entropy exchanges (default: the preset's).
     #[arg(long)]
     sync_s: Option<f64>,
+    /// pushsum: rounds to run.
+    #[arg(long, default_value_t = 80)]
+    rounds: usize,
     /// crdt: counter increments and set edits per node (over one second).
     #[arg(long, default_value_t = 5)]
     ops_per_node: usize,
@@ -140,6 +145,18 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
+        Scenario::Pushsum => {
+            let r = scenarios::pushsum(&common, args.rounds, tick);
+            let chart = Chart::Bars {
+                title: format!("pushsum: {} nodes, loss {}", r.nodes, r.loss),
+                y_label: "rounds".into(),
+                bars: vec![
+                    ("to 1e-6 (measured)".into(), r.rounds_to_1e_6),
+                    ("log2 N + log2 1e6".into(), r.kempe_log_n_plus_log_inv_eps),
+                ],
+            };
+            (render(&r, args.json), chart)
+        }
         Scenario::Crdt => {
             let r = scenarios::crdt(&common, args.ops_per_node, tick);
             let chart = Chart::Bars {

@@ -181,6 +181,14 @@ pub struct Config {
     /// Most replicated CRDT objects a node holds (its own and its peers'); updates and
     /// states of further objects are refused and counted.
     pub max_crdt_objects: usize,
+    /// Time between two push-sum rounds (each sends half of every aggregate's mass to one
+    /// random member, one datagram); `None` disables aggregation. Kempe et al.'s rounds.
+    pub aggregate_interval: Option<Duration>,
+    /// Rounds after which a push-sum epoch restarts (lost shares drain its mass; results also
+    /// follow values that drift). Estimates come from an epoch once it has run half of this.
+    pub aggregate_epoch_rounds: u32,
+    /// Most aggregates a node takes part in; shares of further ones are refused and counted.
+    pub max_aggregates: usize,
     /// Limits on each member's keys and values.
     pub kv_limits: crate::antientropy::KvLimits,
     /// How long a deleted key's tombstone is kept: a member away longer than this gets the
@@ -278,6 +286,9 @@ impl Config {
             state_sync_datagrams: 16,
             state_retransmit_mult: 2,
             max_crdt_objects: 1024,
+            aggregate_interval: Some(Duration::from_millis(200)),
+            aggregate_epoch_rounds: 100,
+            max_aggregates: 64,
             kv_limits: crate::antientropy::KvLimits::default(),
             tombstone_grace: Duration::from_secs(3600),
             phi_accrual: None,
@@ -339,6 +350,8 @@ impl Config {
             ("max_queued_rumors", self.max_queued_rumors as u64),
             ("state_sync_datagrams", self.state_sync_datagrams as u64),
             ("max_crdt_objects", self.max_crdt_objects as u64),
+            ("max_aggregates", self.max_aggregates as u64),
+            ("aggregate_epoch_rounds", u64::from(self.aggregate_epoch_rounds)),
             ("max_members", self.max_members as u64),
             ("kv_limits.max_keys", self.kv_limits.max_keys as u64),
             ("kv_limits.max_key_len", self.kv_limits.max_key_len as u64),
@@ -361,6 +374,7 @@ impl Config {
             ("reconnect_interval", self.reconnect_interval),
             ("dead_reclaim_time", Some(self.dead_reclaim_time)),
             ("state_sync_interval", self.state_sync_interval),
+            ("aggregate_interval", self.aggregate_interval),
             ("tombstone_grace", Some(self.tombstone_grace)),
         ];
         for (field, value) in durations {

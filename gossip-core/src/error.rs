@@ -39,6 +39,9 @@ pub enum CommandError {
     /// A key/value write broke a limit.
     #[error(transparent)]
     Kv(#[from] crate::antientropy::KvError),
+    /// An aggregate's name or value was refused, or there are too many aggregates.
+    #[error("aggregate refused: {0}")]
+    BadAggregate(String),
     /// A CRDT update was refused.
     #[error(transparent)]
     Crdt(#[from] crate::crdt::CrdtError),

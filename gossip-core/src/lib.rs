@@ -7,6 +7,8 @@
 //! | [`membership`] | SWIM failure detection with the Lifeguard extensions (and phi accrual), join, leave, push-pull |
 //! | [`dissemination`] | rumors piggybacked on every packet, retransmit-limited, failure news first |
 //! | [`antientropy`] | replicated key/value state reconciled Scuttlebutt-style: digests, deltas, tombstones |
+//! | [`crdt`] | delta-state CRDTs (counters, registers, add-wins set) replicated by rumors and anti-entropy |
+//! | [`aggregate`] | push-sum: cluster-wide sum, count and average of a per-node value |
 //! | [`wire`] | messages, envelope and the bounded postcard codec |
 //! | [`config`] | settings, presets (`lan`, `wan`, `local`) and validation |
 //! | [`event`], [`transmit`], [`metrics`] | what the node hands back to its driver |
@@ -16,10 +18,10 @@
 //! inputs give the same outputs. See [`Node`] for the driving loop. Runtime adapters
 //! (`gossip-tokio`, `gossip-smol`, `gossip-quic`) and the simulator (`gossip-sim`) drive it.
 //!
-//! CRDTs and aggregation are later layers and are not in this crate yet.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod aggregate;
 pub mod antientropy;
 pub mod config;
 pub mod crdt;

@@ -132,6 +132,9 @@ pub struct Metrics {
     /// CRDT states and deltas from peers refused: malformed, of another type than the
     /// object, or past `max_crdt_objects`.
     pub crdt_refused: u64,
+    /// Push-sum shares refused: of an older epoch, not finite, badly named or past
+    /// `max_aggregates`.
+    pub aggregate_refused: u64,
     /// Pieces of whole CRDT states sent by anti-entropy.
     pub crdt_pieces_sent: u64,
     /// Gauge: Lifeguard local health score (0 = healthy).

@@ -130,6 +130,7 @@ pub struct Node<A: Address> {
     /// The replicated key/value state.
     pub(crate) state: crate::antientropy::KvStore,
     pub(crate) crdts: crate::crdt::replication::Crdts,
+    pub(crate) aggregates: crate::aggregate::Aggregates,
     /// Where the next anti-entropy digest page starts.
     pub(crate) state_cursor: CompactString,
     /// An anti-entropy exchange is due: the next probe ping opens it.
@@ -201,6 +202,7 @@ impl<A: Address> Node<A> {
             ),
             state_cursor: CompactString::default(),
             crdts: Default::default(),
+            aggregates: Default::default(),
             state_syn_due: false,
             state_continued: VecDeque::new(),
             push_pull_due: false,
@@ -238,6 +240,7 @@ impl<A: Address> Node<A> {
             (Timer::Rejoin, Some(node.config.rejoin_interval)),
             (Timer::Reclaim, Some(node.reclaim_period())),
             (Timer::StateSync, node.config.state_sync_interval),
+            (Timer::Aggregate, node.config.aggregate_interval),
         ] {
             if let Some(p) = period {
                 let phase = p.mul_f64(node.rng.random::<f64>());
@@ -310,7 +313,8 @@ impl<A: Address> Node<A> {
                 Message::CrdtDelta { .. }
                 | Message::CrdtSyn { .. }
                 | Message::CrdtDigest { .. }
-                | Message::CrdtState { .. } => true, // checked where used
+                | Message::CrdtState { .. }
+                | Message::PushSum { .. } => true, // checked where used
             };
             if !names_ok {
                 return Err(HandleError::InvalidName);
@@ -344,6 +348,7 @@ impl<A: Address> Node<A> {
             Message::CrdtSyn { hash } => self.on_crdt_syn(from, hash),
             Message::CrdtDigest { start, end, entries, reply } => self.on_crdt_digest(from, start, end, entries, reply),
             Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
+            Message::PushSum { shares } => self.on_push_sum(shares),
         }
     }
 
@@ -431,6 +436,13 @@ impl<A: Address> Node<A> {
                 if let Some(period) = self.config.state_sync_interval {
                     let next = self.jittered(period);
                     self.timers.set(Timer::StateSync, now + next);
+                }
+            }
+            Timer::Aggregate => {
+                self.aggregate_tick();
+                if let Some(period) = self.config.aggregate_interval {
+                    let next = self.jittered(period);
+                    self.timers.set(Timer::Aggregate, now + next);
                 }
             }
             Timer::Reclaim => {

@@ -27,11 +27,13 @@ pub(crate) enum Timer {
     Reclaim,
     /// Next anti-entropy exchange of the key/value state.
     StateSync,
+    /// Next push-sum round.
+    Aggregate,
 }
 
 impl Timer {
     /// Firing order when several are due at once.
-    pub const ALL: [Timer; 9] = [
+    pub const ALL: [Timer; 10] = [
         Timer::ProbeTimeout,
         Timer::Probe,
         Timer::Gossip,
@@ -41,13 +43,14 @@ impl Timer {
         Timer::Rejoin,
         Timer::Reclaim,
         Timer::StateSync,
+        Timer::Aggregate,
     ];
 }
 
 /// Deadlines of the node-wide timers.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct TimerTable {
-    deadlines: [Option<Instant>; 9],
+    deadlines: [Option<Instant>; 10],
 }
 
 impl TimerTable {

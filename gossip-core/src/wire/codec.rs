@@ -54,7 +54,7 @@ pub struct Header {
 }
 
 /// A decoded datagram.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Envelope<A> {
     /// Header.
     pub header: Header,

@@ -90,8 +90,9 @@ pub struct ViewEnd {
     pub reply: bool,
 }
 
-/// One protocol message. Several are packed into one datagram behind an envelope.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// One protocol message. Several are packed into one datagram behind an envelope. (Not `Eq`:
+/// push-sum shares carry floating-point mass.)
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub enum Message<A> {
     /// Failure-detector probe; `target` names the member meant, so a different node now at
     /// that address does not answer for it.
@@ -226,6 +227,12 @@ pub enum Message<A> {
         /// Whether the receiver should answer with its own page of the same range.
         reply: bool,
     },
+    /// Push-sum shares: half of the sender's mass of each aggregate.
+    PushSum {
+        /// One share per aggregate.
+        #[serde(deserialize_with = "crate::wire::bounded::vec")]
+        shares: Vec<crate::aggregate::AggregateShare>,
+    },
     /// A piece of an object's whole state (pieces join into the state).
     CrdtState {
         /// The object's name.
@@ -284,6 +291,8 @@ pub enum MessageKind {
     CrdtDigest,
     /// [`Message::CrdtState`].
     CrdtState,
+    /// [`Message::PushSum`].
+    PushSum,
 }
 
 impl MessageKind {
@@ -306,10 +315,11 @@ impl MessageKind {
         MessageKind::CrdtSyn,
         MessageKind::CrdtDigest,
         MessageKind::CrdtState,
+        MessageKind::PushSum,
     ];
 
     /// Number of kinds.
-    pub const COUNT: usize = 17;
+    pub const COUNT: usize = 18;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -331,6 +341,7 @@ impl MessageKind {
             MessageKind::CrdtSyn => "crdt_syn",
             MessageKind::CrdtDigest => "crdt_digest",
             MessageKind::CrdtState => "crdt_state",
+            MessageKind::PushSum => "push_sum",
         }
     }
 
@@ -361,6 +372,7 @@ impl<A> Message<A> {
             Message::CrdtSyn { .. } => MessageKind::CrdtSyn,
             Message::CrdtDigest { .. } => MessageKind::CrdtDigest,
             Message::CrdtState { .. } => MessageKind::CrdtState,
+            Message::PushSum { .. } => MessageKind::PushSum,
         }
     }
 }
