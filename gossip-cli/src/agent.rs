@@ -21,7 +21,15 @@ use crate::local::{self, RuntimeKind};
     set KEY VALUE    set one of this node's keys (replicated to every member)\n  \
     del KEY          delete one of this node's keys\n  \
     get NODE KEY     print NODE's value of KEY as this node knows it\n  \
-    keys NODE        print NODE's keys as this node knows them")]
+    keys NODE        print NODE's keys as this node knows them\n  \
+    incr NAME [N]    add N (default 1) to the replicated counter NAME\n  \
+    decr NAME [N]    subtract N (default 1) from the counter NAME\n  \
+    counter NAME     print the counter's value as this node knows it\n  \
+    sadd NAME ITEM   add ITEM to the replicated add-wins set NAME\n  \
+    srem NAME ITEM   remove ITEM from the set NAME\n  \
+    smembers NAME    print the set's items as this node knows them\n  \
+    agg NAME VALUE   contribute VALUE (a number, or - to stop) to the aggregate NAME\n  \
+    estimate NAME    print this node's estimate of NAME: sum, count, average")]
 pub struct AgentArgs {
     /// Address to bind, e.g. 127.0.0.1:7946 (or 0.0.0.0:7946 with --advertise).
     #[arg(long)]
@@ -102,6 +110,7 @@ fn event_json(event: &Event<SocketAddr>) -> Value {
         Event::KeyDeleted { node, key, version } => {
             json!({"event": "key_deleted", "node": node.as_str(), "key": key.as_str(), "version": version})
         }
+        Event::CrdtChanged { object } => json!({"event": "crdt_changed", "object": object.as_str()}),
         other => json!({"event": "other", "debug": format!("{other:?}")}),
     }
 }
@@ -212,7 +221,82 @@ fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
                 .collect();
             out!("{}", json!({"event": "keys", "node": rest, "keys": keys}));
         }
+        "incr" | "decr" | "counter" | "sadd" | "srem" | "smembers" | "agg" | "estimate" => {
+            if let Err(e) = replicated(handle, cmd, rest) {
+                out!("{}", json!({"event": "error", "command": cmd, "error": e}));
+            }
+        }
         other => out!("{}", json!({"event": "error", "command": other, "error": "unknown command"})),
     }
     false
+}
+
+/// The CRDT and aggregate commands.
+fn replicated(handle: &gossip_tokio::Handle, cmd: &str, rest: &str) -> Result<(), String> {
+    use gossip_core::crdt::{AwSet, PnCounter};
+    let (name, arg) = rest.split_once(' ').map_or((rest, ""), |(n, a)| (n, a.trim()));
+    if name.is_empty() {
+        return Err(format!("usage: {cmd} NAME ..."));
+    }
+    let count = || -> Result<u64, String> {
+        if arg.is_empty() {
+            Ok(1)
+        } else {
+            arg.parse().map_err(|_| format!("{arg:?} is not a non-negative integer"))
+        }
+    };
+    let counter = |h: &gossip_tokio::Handle| h.crdt::<PnCounter>(name).map(|c| c.value().to_string());
+    match cmd {
+        "incr" | "decr" => {
+            let by = count()?;
+            let up = cmd == "incr";
+            handle
+                .update_crdt::<PnCounter>(name, |c, me| if up { c.increment(me, by) } else { c.decrement(me, by) })
+                .map_err(|e| e.to_string())?;
+            out!("{}", json!({"event": "counter", "name": name, "value": counter(handle)}));
+        }
+        "counter" => out!("{}", json!({"event": "counter", "name": name, "value": counter(handle)})),
+        "sadd" | "srem" => {
+            if arg.is_empty() {
+                return Err(format!("usage: {cmd} NAME ITEM"));
+            }
+            let item = arg.as_bytes().to_vec();
+            if cmd == "sadd" {
+                handle.update_crdt::<AwSet>(name, |s, me| s.add(me, item)).map_err(|e| e.to_string())?;
+            } else {
+                handle.update_crdt::<AwSet>(name, |s, _| s.remove(&item)).map_err(|e| e.to_string())?;
+            }
+            out!("{}", json!({"event": "set_updated", "name": name}));
+        }
+        "smembers" => {
+            let items: Vec<String> = handle
+                .crdt::<AwSet>(name)
+                .map(|s| s.elements().map(|e| String::from_utf8_lossy(e).into_owned()).collect())
+                .unwrap_or_default();
+            out!("{}", json!({"event": "set", "name": name, "items": items}));
+        }
+        "agg" => {
+            let value = match arg {
+                "-" => None,
+                v => Some(v.parse::<f64>().map_err(|_| format!("{v:?} is not a number"))?),
+            };
+            handle.set_aggregate_value(name, value).map_err(|e| e.to_string())?;
+            out!("{}", json!({"event": "aggregate_set", "name": name, "value": value}));
+        }
+        _ => {
+            let e = handle.aggregate(name);
+            out!(
+                "{}",
+                json!({
+                    "event": "estimate",
+                    "name": name,
+                    "sum": e.map(|e| e.sum),
+                    "count": e.map(|e| e.count),
+                    "average": e.map(|e| e.average),
+                    "epoch": e.map(|e| e.epoch),
+                })
+            );
+        }
+    }
+    Ok(())
 }

@@ -152,6 +152,47 @@ impl Handle {
         self.shared().lock().node.keys(node).map(|(k, v, version)| (k.to_owned(), v.to_vec(), version)).collect()
     }
 
+    /// Updates the replicated CRDT object `name` (created empty if new): `mutate` gets the
+    /// current state and this node's replica id and returns a delta, which is joined here and
+    /// spread to every member (members see
+    /// [`Event::CrdtChanged`](gossip_core::Event::CrdtChanged)). Returns the delta.
+    ///
+    /// ```no_run
+    /// # fn f(handle: gossip_driver::Handle) -> Result<(), gossip_driver::DriverError> {
+    /// use gossip_core::crdt::PnCounter;
+    /// handle.update_crdt::<PnCounter>("requests", |c, me| c.increment(me, 1))?;
+    /// let total = handle.crdt::<PnCounter>("requests").map(|c| c.value());
+    /// # Ok(()) }
+    /// ```
+    pub fn update_crdt<T: gossip_core::crdt::Crdt>(
+        &self,
+        name: &str,
+        mutate: impl FnOnce(&T, gossip_core::crdt::ReplicaId) -> T,
+    ) -> Result<T, DriverError> {
+        self.command(|node, _| node.update_crdt(name, mutate).map_err(DriverError::from))
+    }
+
+    /// A copy of the CRDT object `name` as this node holds it, if it is a `T`.
+    pub fn crdt<T: gossip_core::crdt::Crdt>(&self, name: &str) -> Option<T> {
+        self.shared().lock().node.crdt::<T>(name).cloned()
+    }
+
+    /// The CRDT objects this node holds: (name, type).
+    pub fn crdt_objects(&self) -> Vec<(String, gossip_core::crdt::CrdtKind)> {
+        self.shared().lock().node.crdt_objects().map(|(n, k)| (n.to_owned(), k)).collect()
+    }
+
+    /// Sets this node's value in the push-sum aggregate `name` (`None`: stop contributing).
+    pub fn set_aggregate_value(&self, name: &str, value: Option<f64>) -> Result<(), DriverError> {
+        self.command(|node, _| node.set_aggregate_value(name, value).map_err(DriverError::from))
+    }
+
+    /// This node's estimate of aggregate `name`: sum, count and average over the members
+    /// that contribute.
+    pub fn aggregate(&self, name: &str) -> Option<gossip_core::aggregate::AggregateEstimate> {
+        self.shared().lock().node.aggregate(name)
+    }
+
     /// A new stream of this node's events from now on, with its own queue.
     pub fn subscribe(&self) -> EventStream {
         let mut st = self.shared().lock();

@@ -319,3 +319,34 @@ fn keys_set_on_one_node_reach_every_node_and_a_deletion_follows() {
         wait_until(&mut nodes, Duration::from_secs(30), |ns| ns.iter().all(|n| n.handle.get("kv3", "key4").is_none()));
     assert!(gone.is_some(), "the deletion reached everyone");
 }
+
+#[test]
+fn counters_sets_and_aggregates_agree_across_tokio_and_smol_nodes() {
+    use gossip_core::crdt::{AwSet, PnCounter};
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let adapter = |i: usize| if i & 1 == 0 { Adapter::Tokio } else { Adapter::Smol };
+    let mut nodes = start_cluster(8, "crdt", adapter);
+    assert_converges(&mut nodes, Duration::from_secs(20));
+    for (i, n) in nodes.iter().enumerate() {
+        n.handle.update_crdt::<PnCounter>("hits", |c, me| c.increment(me, i as u64 + 1)).expect("increment");
+        n.handle.update_crdt::<AwSet>("tags", |s, me| s.add(me, format!("t{i}").into_bytes())).expect("add");
+        n.handle.set_aggregate_value("load", Some(i as f64 * 10.0)).expect("value");
+    }
+    nodes[0].handle.update_crdt::<AwSet>("tags", |s, _| s.remove(b"t0")).expect("remove");
+    let counted = wait_until(&mut nodes, Duration::from_secs(30), |ns| {
+        ns.iter().all(|n| {
+            n.handle.crdt::<PnCounter>("hits").is_some_and(|c| c.value() == 36)
+                && n.handle.crdt::<AwSet>("tags").is_some_and(|s| s.len() == 7 && !s.contains(b"t0"))
+        })
+    });
+    assert!(counted.is_some(), "the counter and the set did not reach every node");
+    // Average of 0, 10, ..., 70.
+    let averaged = wait_until(&mut nodes, Duration::from_secs(30), |ns| {
+        ns.iter().all(|n| {
+            n.handle.aggregate("load").is_some_and(|e| (e.average - 35.0).abs() < 0.01 && (e.count - 8.0).abs() < 0.01)
+        })
+    });
+    assert!(averaged.is_some(), "the aggregate did not settle everywhere");
+    assert!(nodes[5].count_events(|e| matches!(e, Event::CrdtChanged { object } if object == "hits")) >= 1);
+}

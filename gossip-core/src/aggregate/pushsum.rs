@@ -117,11 +117,11 @@ impl PushSum {
         self.rounds
     }
 
-    /// The mass to estimate from: the current epoch's once it has run `settle` rounds here,
-    /// the previous epoch's final mass before that (if there was one), with its rounds.
+    /// The mass to estimate from, with its rounds: the current epoch's, unless it has run
+    /// fewer than `settle` rounds here and the previous epoch had run at least that many.
     pub fn settled_mass(&self, settle: u32) -> (Mass, u32) {
         match self.previous {
-            Some(previous) if self.rounds < settle => previous,
+            Some(previous) if self.rounds < settle && previous.1 >= settle => previous,
             _ => (self.mass, self.rounds),
         }
     }
