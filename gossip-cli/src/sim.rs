@@ -99,6 +99,9 @@ pub struct SimArgs {
     /// antientropy, crdt: seconds between anti-entropy exchanges (default: the preset's).
     #[arg(long)]
     sync_s: Option<f64>,
+    /// crdt: only the counter, no set edits.
+    #[arg(long)]
+    counter_only: bool,
     /// pushsum: rounds to run.
     #[arg(long, default_value_t = 80)]
     rounds: usize,
@@ -158,7 +161,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
             (render(&r, args.json), chart)
         }
         Scenario::Crdt => {
-            let r = scenarios::crdt(&common, args.ops_per_node, tick);
+            let r = scenarios::crdt(&common, args.ops_per_node, !args.counter_only, tick);
             let chart = Chart::Bars {
                 title: format!("crdt: {} nodes x {} updates: delta sizes", r.nodes, r.ops_per_node),
                 y_label: "bytes".into(),

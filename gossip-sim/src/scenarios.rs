@@ -887,7 +887,8 @@ fn crdt_bytes(sim: &Sim) -> u64 {
 /// increments the shared counter `hits` by a random amount (one in five times: decrements
 /// it), adds an element of its own to the shared set `tags`, and removes a random element it
 /// sees; then time until every replica holds the exact total and the same set.
-pub fn crdt(common: &Common, ops_per_node: usize, mut progress: impl FnMut(usize)) -> CrdtResult {
+/// With `with_set` false, only the counter (the set's full states are what cost at scale).
+pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: impl FnMut(usize)) -> CrdtResult {
     use gossip_core::crdt::{AwSet, Crdt, PnCounter};
     let wall = Instant::now();
     let (mut exact, mut times) = (true, Vec::new());
@@ -926,6 +927,9 @@ pub fn crdt(common: &Common, ops_per_node: usize, mut progress: impl FnMut(usize
                     counter_delta.0 += postcard::experimental::serialized_size(&delta.into_any()).unwrap_or(0);
                     counter_delta.1 += 1;
                 }
+                if !with_set {
+                    continue;
+                }
                 let element = format!("n{i}-{op}").into_bytes();
                 if let Ok(delta) = n.update_crdt::<AwSet>("tags", |s, me| s.add(me, element)) {
                     set_delta.0 += postcard::experimental::serialized_size(&delta.into_any()).unwrap_or(0);
@@ -946,7 +950,9 @@ pub fn crdt(common: &Common, ops_per_node: usize, mut progress: impl FnMut(usize
                 .iter()
                 .all(|&i| s.node(i).and_then(|n| n.crdt::<PnCounter>("hits")).is_some_and(|c| c.value() == total));
             let first = up.first().and_then(|&i| s.node(i)).and_then(|n| n.crdt::<AwSet>("tags"));
-            counts_ok && first.is_some() && up.iter().all(|&i| s.node(i).and_then(|n| n.crdt::<AwSet>("tags")) == first)
+            let sets_ok =
+                || first.is_some() && up.iter().all(|&i| s.node(i).and_then(|n| n.crdt::<AwSet>("tags")) == first);
+            counts_ok && (!with_set || sets_ok())
         };
         let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), settled);
         exact &= ok;
