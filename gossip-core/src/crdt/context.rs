@@ -58,12 +58,16 @@ impl CausalContext {
         self.insert_range(dot.replica, dot.seq, dot.seq);
     }
 
-    /// Adds the dots `lo..=hi` of `replica`.
-    pub fn insert_range(&mut self, replica: ReplicaId, lo: u64, hi: u64) {
+    /// Adds the dots `lo..=hi` of `replica`; returns whether any was new.
+    pub fn insert_range(&mut self, replica: ReplicaId, lo: u64, hi: u64) -> bool {
         if lo > hi {
-            return;
+            return false;
         }
         let r = self.ranges.entry(replica).or_default();
+        let i = r.partition_point(|&(l, _)| l <= lo);
+        if i > 0 && r[i - 1].1 >= hi {
+            return false; // already seen
+        }
         // Merge with every interval that overlaps or touches [lo, hi].
         let start = r.partition_point(|&(_, h)| h.saturating_add(1) < lo);
         let end = r.partition_point(|&(l, _)| l <= hi.saturating_add(1));
@@ -73,15 +77,18 @@ impl CausalContext {
             new_hi = new_hi.max(r[end - 1].1);
         }
         r.splice(start..end, std::iter::once((new_lo, new_hi)));
+        true
     }
 
-    /// Adds everything `other` saw.
-    pub fn join(&mut self, other: &CausalContext) {
+    /// Adds everything `other` saw; returns whether anything was new.
+    pub fn join(&mut self, other: &CausalContext) -> bool {
+        let mut changed = false;
         for (&replica, r) in &other.ranges {
             for &(lo, hi) in r {
-                self.insert_range(replica, lo, hi);
+                changed |= self.insert_range(replica, lo, hi);
             }
         }
+        changed
     }
 
     /// Whether nothing was seen.
@@ -143,19 +150,6 @@ impl CausalContext {
                 && r.windows(2).all(|w| w[0].1.saturating_add(1) < w[1].0)
         })
     }
-}
-
-/// The dot-store join (Almeida et al.): a dot survives if both sides hold it, or one side
-/// holds it and the other never saw it. A dot one side saw and no longer holds was removed.
-pub(crate) fn join_dots(
-    mine: &BTreeSet<Dot>,
-    my_context: &CausalContext,
-    theirs: &BTreeSet<Dot>,
-    their_context: &CausalContext,
-) -> BTreeSet<Dot> {
-    let keep_mine = mine.iter().filter(|d| theirs.contains(d) || !their_context.contains(d));
-    let take_theirs = theirs.iter().filter(|d| !mine.contains(d) && !my_context.contains(d));
-    keep_mine.chain(take_theirs).copied().collect()
 }
 
 #[cfg(test)]

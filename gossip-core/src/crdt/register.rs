@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::context::{join_dots, CausalContext, Dot};
+use super::context::{CausalContext, Dot};
 use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
 
 /// Bytes of one encoded context interval at most (replica, two varints, framing).
@@ -131,17 +131,17 @@ impl Crdt for MvRegister {
     const KIND: CrdtKind = CrdtKind::MvRegister;
 
     fn join(&mut self, other: &Self) -> bool {
-        let keep = join_dots(&self.dots(), &self.context, &other.dots(), &other.context);
-        let mut entries = BTreeMap::new();
-        for dot in keep {
-            if let Some(v) = self.entries.get(&dot).or_else(|| other.entries.get(&dot)) {
-                entries.insert(dot, v.clone());
+        // The dot-store join, in place (see `AwSet::join`).
+        let before = self.entries.len();
+        self.entries.retain(|d, _| other.entries.contains_key(d) || !other.context.contains(d));
+        let mut changed = self.entries.len() != before;
+        for (dot, value) in &other.entries {
+            if !self.context.contains(dot) && !self.entries.contains_key(dot) {
+                self.entries.insert(*dot, value.clone());
+                changed = true;
             }
         }
-        let before = self.context.clone();
-        self.context.join(&other.context);
-        let changed = entries != self.entries || self.context != before;
-        self.entries = entries;
+        changed |= self.context.join(&other.context);
         changed
     }
 

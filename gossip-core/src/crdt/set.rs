@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::context::{join_dots, CausalContext, Dot};
+use super::context::{CausalContext, Dot};
 use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
 
 /// Bytes of one encoded context interval at most.
@@ -85,21 +85,22 @@ impl Crdt for AwSet {
     const KIND: CrdtKind = CrdtKind::AwSet;
 
     fn join(&mut self, other: &Self) -> bool {
-        let empty = BTreeSet::new();
-        let elements: BTreeSet<&ByteBuf> = self.entries.keys().chain(other.entries.keys()).collect();
-        let mut entries = BTreeMap::new();
-        for element in elements {
-            let mine = self.entries.get(element).unwrap_or(&empty);
-            let theirs = other.entries.get(element).unwrap_or(&empty);
-            let dots = join_dots(mine, &self.context, theirs, &other.context);
-            if !dots.is_empty() {
-                entries.insert(element.clone(), dots);
+        // The dot-store join, in place: our dots survive unless the other side saw them and
+        // no longer holds them; theirs come in unless we saw them (and removed them).
+        let mut changed = false;
+        self.entries.retain(|element, dots| {
+            let theirs = other.entries.get(element);
+            let before = dots.len();
+            dots.retain(|d| theirs.is_some_and(|t| t.contains(d)) || !other.context.contains(d));
+            changed |= dots.len() != before;
+            !dots.is_empty()
+        });
+        for (element, theirs) in &other.entries {
+            for dot in theirs.iter().filter(|d| !self.context.contains(d)) {
+                changed |= self.entries.entry(element.clone()).or_default().insert(*dot);
             }
         }
-        let before = self.context.clone();
-        self.context.join(&other.context);
-        let changed = entries != self.entries || self.context != before;
-        self.entries = entries;
+        changed |= self.context.join(&other.context);
         changed
     }
 
