@@ -314,6 +314,7 @@ impl<A: Address> Node<A> {
                 | Message::CrdtSyn { .. }
                 | Message::CrdtDigest { .. }
                 | Message::CrdtState { .. }
+                | Message::CrdtBuckets { .. }
                 | Message::PushSum { .. } => true, // checked where used
             };
             if !names_ok {
@@ -349,6 +350,7 @@ impl<A: Address> Node<A> {
             Message::CrdtDigest { start, end, entries, reply } => self.on_crdt_digest(from, start, end, entries, reply),
             Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
             Message::PushSum { shares } => self.on_push_sum(shares),
+            Message::CrdtBuckets { object, hashes, reply } => self.on_crdt_buckets(from, object, hashes, reply),
         }
     }
 
@@ -878,7 +880,7 @@ impl<A: Address> Node<A> {
             self.buf.extend_from_slice(&rumor.encoded);
             self.count_sent(crate::wire::MessageKind::CrdtDelta, len);
             self.dissemination.crdts.sent(&key, limit);
-            self.crdt_rumor_retired(&key);
+            self.crdt_rumor_sent(&key);
         }
     }
 

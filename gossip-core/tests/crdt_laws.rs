@@ -126,6 +126,14 @@ fn check_laws<T: Mutate>(steps: &[Step], budget: usize) -> Result<(), TestCaseEr
             back.join(&piece);
         }
         prop_assert_eq!(&back, s, "split pieces join back");
+        let buckets = s.buckets(7);
+        prop_assert_eq!(buckets.len(), 7);
+        let mut back = T::default();
+        for bucket in &buckets {
+            prop_assert!(bucket.is_well_formed());
+            back.join(bucket);
+        }
+        prop_assert_eq!(&back, s, "buckets join back");
         let bytes = postcard::to_allocvec(s).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let decoded: T = postcard::from_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&decoded, s);

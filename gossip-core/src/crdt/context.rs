@@ -141,6 +141,15 @@ impl CausalContext {
         out
     }
 
+    /// The context's intervals sorted into `n` contexts by their replica's bucket.
+    pub(crate) fn partition(&self, n: usize) -> Vec<CausalContext> {
+        let mut out = vec![CausalContext::new(); n.max(1)];
+        for (&replica, r) in &self.ranges {
+            out[super::replica_bucket(replica, n)].ranges.insert(replica, r.clone());
+        }
+        out
+    }
+
     /// Whether the context is in canonical form (sorted, disjoint, non-adjacent, non-empty
     /// interval lists): what a decoded context from a peer must be before it is used.
     pub fn is_canonical(&self) -> bool {

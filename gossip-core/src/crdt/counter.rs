@@ -78,6 +78,14 @@ impl Crdt for GCounter {
             .collect()
     }
 
+    fn buckets(&self, n: usize) -> Vec<Self> {
+        let mut out = vec![GCounter::default(); n.max(1)];
+        for (&replica, &count) in &self.counts {
+            out[super::replica_bucket(replica, n)].counts.insert(replica, count);
+        }
+        out
+    }
+
     fn is_well_formed(&self) -> bool {
         self.counts.values().all(|&c| c > 0)
     }
@@ -140,6 +148,10 @@ impl Crdt for PnCounter {
         let ups = self.up.split(budget).into_iter().map(|up| PnCounter { up, down: GCounter::default() });
         let downs = self.down.split(budget).into_iter().map(|down| PnCounter { up: GCounter::default(), down });
         ups.chain(downs).collect()
+    }
+
+    fn buckets(&self, n: usize) -> Vec<Self> {
+        self.up.buckets(n).into_iter().zip(self.down.buckets(n)).map(|(up, down)| PnCounter { up, down }).collect()
     }
 
     fn is_well_formed(&self) -> bool {

@@ -66,6 +66,12 @@ pub trait Crdt: Clone + Default + PartialEq + Debug + Serialize + DeserializeOwn
     /// state over datagrams.
     fn split(&self, budget: usize) -> Vec<Self>;
 
+    /// The state cut into `n` buckets whose join is `self`: every part (a replica's count, a
+    /// set element with its dots, a replica's removed dots) goes to the bucket its key picks,
+    /// the same on every replica, so that two replicas compare bucket by bucket and exchange
+    /// only the buckets that differ. Returns exactly `n` states (some empty).
+    fn buckets(&self, n: usize) -> Vec<Self>;
+
     /// Whether a state decoded from a peer is well formed (canonical contexts).
     fn is_well_formed(&self) -> bool {
         true
@@ -192,10 +198,20 @@ impl AnyCrdt {
         dispatch!(self, s => s.split(budget).into_iter().map(Crdt::into_any).collect())
     }
 
+    /// [`Crdt::buckets`] of the state inside.
+    pub fn buckets(&self, n: usize) -> Vec<AnyCrdt> {
+        dispatch!(self, s => s.buckets(n).into_iter().map(Crdt::into_any).collect())
+    }
+
     /// [`Crdt::is_well_formed`] of the state inside.
     pub fn is_well_formed(&self) -> bool {
         dispatch!(self, s => s.is_well_formed())
     }
+}
+
+/// The bucket of a replica's parts.
+pub(crate) fn replica_bucket(replica: ReplicaId, n: usize) -> usize {
+    (replica.0 % n.max(1) as u64) as usize
 }
 
 fn kind_of<T: Crdt>(_: &T) -> CrdtKind {

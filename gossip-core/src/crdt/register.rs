@@ -72,6 +72,12 @@ impl Crdt for LwwRegister {
         vec![self.clone()]
     }
 
+    fn buckets(&self, n: usize) -> Vec<Self> {
+        let mut out = vec![LwwRegister::default(); n.max(1)];
+        out[0] = self.clone();
+        out
+    }
+
     fn into_any(self) -> AnyCrdt {
         AnyCrdt::LwwRegister(self)
     }
@@ -160,6 +166,22 @@ impl Crdt for MvRegister {
             .into_iter()
             .map(|context| MvRegister { entries: BTreeMap::new(), context });
         live.chain(removed).collect()
+    }
+
+    fn buckets(&self, n: usize) -> Vec<Self> {
+        let mut out: Vec<MvRegister> = self
+            .context
+            .without(&self.dots())
+            .partition(n)
+            .into_iter()
+            .map(|context| MvRegister { entries: BTreeMap::new(), context })
+            .collect();
+        for (dot, value) in &self.entries {
+            let b = &mut out[super::replica_bucket(dot.replica, n)];
+            b.entries.insert(*dot, value.clone());
+            b.context.insert(*dot);
+        }
+        out
     }
 
     fn is_well_formed(&self) -> bool {

@@ -33,6 +33,13 @@ use crate::wire::Message;
 /// Longest object name.
 pub const MAX_OBJECT_NAME: usize = 128;
 
+/// Buckets a large object is compared by (`CrdtBuckets` carries one hash each).
+pub const BUCKETS: usize = 64;
+
+/// Objects up to this many datagrams go whole when they differ (a bucket comparison costs a
+/// round trip and a datagram of hashes, and saves little on a small object).
+const WHOLE_STATE_DATAGRAMS: usize = 4;
+
 /// One object in a digest page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ObjectDigest {
@@ -49,15 +56,37 @@ pub(crate) struct CrdtObject {
     /// Hash of the state's encoding, computed when an exchange needs it (not on every
     /// delta: that would cost a whole encoding per rumor).
     pub hash: Option<u64>,
+    /// Encoded length and bucket hashes, computed when needed (cleared with `hash`).
+    derived: Option<(usize, Vec<u64>)>,
 }
 
 impl CrdtObject {
     fn new(state: AnyCrdt) -> Self {
-        CrdtObject { state, hash: None }
+        CrdtObject { state, hash: None, derived: None }
+    }
+
+    fn changed(&mut self) {
+        self.hash = None;
+        self.derived = None;
     }
 
     fn hash(&mut self) -> u64 {
         *self.hash.get_or_insert_with(|| state_hash(&self.state))
+    }
+
+    fn derived(&mut self) -> &(usize, Vec<u64>) {
+        self.derived.get_or_insert_with(|| {
+            let len = postcard::experimental::serialized_size(&self.state).unwrap_or(usize::MAX);
+            (len, self.state.buckets(BUCKETS).iter().map(state_hash).collect())
+        })
+    }
+
+    fn encoded_len(&mut self) -> usize {
+        self.derived().0
+    }
+
+    fn bucket_hashes(&mut self) -> &[u64] {
+        &self.derived().1
     }
 }
 
@@ -184,14 +213,15 @@ impl<A: Address> Node<A> {
         }
         let object = self.crdts.objects.entry(name.into()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(T::KIND)));
         if object.state.join(&any) == Some(true) {
-            object.hash = None;
+            object.changed();
         }
         self.queue_crdt_rumor(name.into(), any);
         Ok(delta)
     }
 
-    /// Queues a delta for piggybacking, joined into the object's open rumor while that stays
-    /// small (a quarter of a datagram, so that rumors fit beside other traffic).
+    /// Queues a delta for piggybacking, joined into the object's open rumor (one not sent
+    /// yet) while that stays small (a quarter of a datagram, so that rumors fit beside other
+    /// traffic).
     fn queue_crdt_rumor(&mut self, object: CompactString, delta: AnyCrdt) {
         if self.config.state_retransmit_mult == 0 {
             return;
@@ -213,10 +243,6 @@ impl<A: Address> Node<A> {
                 // A join is never larger than its two sides together.
                 if open.encoded.len().saturating_add(delta_len) <= cap && open.delta.join(&delta).is_some() {
                     open.encoded = encode(&object, &open.delta);
-                    // Re-queued: its transmissions start over with the news it now holds.
-                    if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
-                        self.crdts.rumors.deltas.remove(&evicted);
-                    }
                     return;
                 }
             }
@@ -231,47 +257,64 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// A rumor was sent for the last time (or dropped): forget its delta.
-    pub(crate) fn crdt_rumor_retired(&mut self, key: &(CompactString, u64)) {
+    /// A rumor was sent: no more deltas join it (each delta then gets the full count of
+    /// transmissions, no more); once sent for the last time, its delta is forgotten.
+    pub(crate) fn crdt_rumor_sent(&mut self, key: &(CompactString, u64)) {
+        if self.crdts.rumors.open.get(&key.0) == Some(&key.1) {
+            self.crdts.rumors.open.remove(&key.0);
+        }
         if !self.dissemination.crdts.contains(key) {
             self.crdts.rumors.deltas.remove(key);
-            if self.crdts.rumors.open.get(&key.0) == Some(&key.1) {
-                self.crdts.rumors.open.remove(&key.0);
-            }
         }
     }
 
-    /// Joins a state (a delta or a piece) from a peer into object `name`; returns whether it
-    /// changed anything. Objects of another type, malformed states and objects past the limit
-    /// are refused and counted.
-    fn join_remote(&mut self, name: CompactString, state: &AnyCrdt) -> bool {
+    /// Joins a state (a delta or a piece) from a peer into object `name`. Returns what was
+    /// news here (the parts that changed the state), when `news` is asked for, or the whole
+    /// state if it changed anything otherwise; `None` if nothing changed. Objects of another
+    /// type, malformed states and objects past the limit are refused and counted.
+    fn join_remote(&mut self, name: CompactString, state: AnyCrdt, news: bool) -> Option<AnyCrdt> {
         if !valid_object_name(&name) || !state.is_well_formed() {
             self.metrics.crdt_refused += 1;
-            return false;
+            return None;
         }
         if !self.crdts.objects.contains_key(&name) && self.crdts.objects.len() >= self.config.max_crdt_objects {
             self.metrics.crdt_refused += 1;
-            return false;
+            return None;
         }
         let object =
             self.crdts.objects.entry(name.clone()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(state.kind())));
-        match object.state.join(state) {
-            Some(true) => {
-                object.hash = None;
-                self.events.push_back(Event::CrdtChanged { object: name });
-                true
-            }
-            Some(false) => false,
-            None => {
-                self.metrics.crdt_refused += 1;
-                false
-            }
+        if object.state.kind() != state.kind() {
+            self.metrics.crdt_refused += 1;
+            return None;
         }
+        let changed = if news {
+            // Part by part, keeping the parts that were new: a rumor that joined many deltas
+            // mostly carries what we already hold, and passing that on again would multiply it.
+            let mut fresh: Option<AnyCrdt> = None;
+            for part in state.split(1) {
+                if object.state.join(&part) == Some(true) {
+                    match &mut fresh {
+                        Some(f) => {
+                            f.join(&part);
+                        }
+                        None => fresh = Some(part),
+                    }
+                }
+            }
+            fresh
+        } else {
+            (object.state.join(&state) == Some(true)).then_some(state)
+        };
+        if changed.is_some() {
+            object.changed();
+            self.events.push_back(Event::CrdtChanged { object: name });
+        }
+        changed
     }
 
     pub(crate) fn on_crdt_delta(&mut self, object: CompactString, delta: AnyCrdt) {
-        if self.join_remote(object.clone(), &delta) {
-            self.queue_crdt_rumor(object, delta); // news to us: pass it on
+        if let Some(news) = self.join_remote(object.clone(), delta, true) {
+            self.queue_crdt_rumor(object, news); // news to us: pass it on
         }
     }
 
@@ -308,22 +351,26 @@ impl<A: Address> Node<A> {
             .range_mut::<str, _>((std::ops::Bound::Included(start.as_str()), upper))
             .filter_map(|(name, o)| (theirs.get(name.as_str()) != Some(&o.hash())).then(|| name.clone()))
             .collect();
-        // Whole states of the objects that differ, in pieces, up to the burst; which objects
-        // go first rotates, so a burst too small for all of them still covers each in turn.
+        // Objects that differ: a small one goes whole; for a large one, bucket hashes go first
+        // (only on the first leg, the one that asks for a reply: the other side would
+        // otherwise open the same comparison), and each side then sends the buckets that differ.
+        // Which objects go first rotates, so a burst too small for all still covers each in turn.
         let room = self.state_room();
         let mut budget = self.config.state_sync_datagrams;
         let first = if differing.is_empty() { 0 } else { self.rng.random_range(0..differing.len()) };
         for name in differing.iter().cycle().skip(first).take(differing.len()) {
-            let Some(object) = self.crdts.objects.get(name) else { continue };
-            // Room for the message's own framing and the object's name.
-            let pieces = object.state.split(room.saturating_sub(name.len() + 16));
-            for piece in pieces {
-                if budget == 0 {
-                    break;
-                }
+            if budget == 0 {
+                break;
+            }
+            let Some(object) = self.crdts.objects.get_mut(name) else { continue };
+            let piece_room = room.saturating_sub(name.len() + 16);
+            if object.encoded_len() <= piece_room * WHOLE_STATE_DATAGRAMS {
+                let pieces = object.state.split(piece_room);
+                self.send_crdt_pieces(from, name, pieces, &mut budget);
+            } else if reply {
+                let hashes = object.bucket_hashes().to_vec();
                 budget -= 1;
-                self.metrics.crdt_pieces_sent += 1;
-                let message = Message::CrdtState { object: name.clone(), piece };
+                let message = Message::CrdtBuckets { object: name.clone(), hashes, reply: true };
                 self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
             }
         }
@@ -340,6 +387,45 @@ impl<A: Address> Node<A> {
     }
 
     pub(crate) fn on_crdt_state(&mut self, _now: Instant, object: CompactString, piece: AnyCrdt) {
-        self.join_remote(object, &piece);
+        self.join_remote(object, piece, false);
+    }
+
+    /// A peer's bucket hashes of a large object: send the buckets that differ (in pieces),
+    /// and our hashes back if asked, so the peer sends us its differing ones.
+    pub(crate) fn on_crdt_buckets(&mut self, from: &A, object: CompactString, hashes: Vec<u64>, reply: bool) {
+        if hashes.len() != BUCKETS {
+            self.metrics.crdt_refused += 1;
+            return;
+        }
+        let room = self.state_room().saturating_sub(object.len() + 16);
+        let Some(mine) = self.crdts.objects.get_mut(&object) else {
+            return; // unknown here: the peer's pieces will come when it compares our digest
+        };
+        let differing: Vec<usize> =
+            mine.bucket_hashes().iter().zip(&hashes).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
+        let my_hashes = reply.then(|| mine.bucket_hashes().to_vec());
+        let buckets = if differing.is_empty() { Vec::new() } else { mine.state.buckets(BUCKETS) };
+        let pieces: Vec<AnyCrdt> =
+            differing.iter().filter_map(|&i| buckets.get(i)).flat_map(|b| b.split(room)).collect();
+        let mut budget = self.config.state_sync_datagrams;
+        if let Some(hashes) = my_hashes {
+            budget -= 1;
+            let message = Message::CrdtBuckets { object: object.clone(), hashes, reply: false };
+            self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
+        }
+        self.send_crdt_pieces(from, &object, pieces, &mut budget);
+    }
+
+    /// Sends pieces of an object's state while the burst allows.
+    fn send_crdt_pieces(&mut self, to: &A, object: &CompactString, pieces: Vec<AnyCrdt>, budget: &mut usize) {
+        for piece in pieces {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
+            self.metrics.crdt_pieces_sent += 1;
+            let message = Message::CrdtState { object: object.clone(), piece };
+            self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
+        }
     }
 }

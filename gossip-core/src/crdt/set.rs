@@ -121,6 +121,24 @@ impl Crdt for AwSet {
         live.chain(removed).collect()
     }
 
+    fn buckets(&self, n: usize) -> Vec<Self> {
+        let mut out: Vec<AwSet> = self
+            .context
+            .without(&self.dots())
+            .partition(n)
+            .into_iter()
+            .map(|context| AwSet { entries: BTreeMap::new(), context })
+            .collect();
+        for (element, dots) in &self.entries {
+            let b = &mut out[(xxhash_rust::xxh3::xxh3_64(element) % n.max(1) as u64) as usize];
+            for d in dots {
+                b.context.insert(*d);
+            }
+            b.entries.insert(element.clone(), dots.clone());
+        }
+        out
+    }
+
     fn is_well_formed(&self) -> bool {
         self.context.is_canonical()
             && self.entries.values().all(|dots| !dots.is_empty() && dots.iter().all(|d| self.context.contains(d)))

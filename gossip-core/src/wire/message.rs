@@ -227,6 +227,17 @@ pub enum Message<A> {
         /// Whether the receiver should answer with its own page of the same range.
         reply: bool,
     },
+    /// Hashes of a large CRDT object's buckets ([`crate::crdt::Crdt::buckets`]): the receiver
+    /// sends the buckets whose hashes differ.
+    CrdtBuckets {
+        /// The object's name.
+        object: CompactString,
+        /// One hash per bucket.
+        #[serde(deserialize_with = "crate::wire::bounded::vec")]
+        hashes: Vec<u64>,
+        /// Whether the receiver should answer with its own hashes.
+        reply: bool,
+    },
     /// Push-sum shares: half of the sender's mass of each aggregate.
     PushSum {
         /// One share per aggregate.
@@ -293,6 +304,8 @@ pub enum MessageKind {
     CrdtState,
     /// [`Message::PushSum`].
     PushSum,
+    /// [`Message::CrdtBuckets`].
+    CrdtBuckets,
 }
 
 impl MessageKind {
@@ -316,10 +329,11 @@ impl MessageKind {
         MessageKind::CrdtDigest,
         MessageKind::CrdtState,
         MessageKind::PushSum,
+        MessageKind::CrdtBuckets,
     ];
 
     /// Number of kinds.
-    pub const COUNT: usize = 18;
+    pub const COUNT: usize = 19;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -342,6 +356,7 @@ impl MessageKind {
             MessageKind::CrdtDigest => "crdt_digest",
             MessageKind::CrdtState => "crdt_state",
             MessageKind::PushSum => "push_sum",
+            MessageKind::CrdtBuckets => "crdt_buckets",
         }
     }
 
@@ -373,6 +388,7 @@ impl<A> Message<A> {
             Message::CrdtDigest { .. } => MessageKind::CrdtDigest,
             Message::CrdtState { .. } => MessageKind::CrdtState,
             Message::PushSum { .. } => MessageKind::PushSum,
+            Message::CrdtBuckets { .. } => MessageKind::CrdtBuckets,
         }
     }
 }
