@@ -869,15 +869,15 @@ impl<A: Address> Node<A> {
             if self.buf.len() + 16 > cap {
                 break;
             }
-            let Some(rumor) = self.crdts.rumors.deltas.get(&key) else {
+            let Some(encoded) = self.crdts.rumors.encoded.get(&key) else {
                 self.dissemination.crdts.remove(&key);
                 continue;
             };
-            let len = rumor.encoded.len();
+            let len = encoded.len();
             if self.buf.len() + len > cap {
                 continue;
             }
-            self.buf.extend_from_slice(&rumor.encoded);
+            self.buf.extend_from_slice(encoded);
             self.count_sent(crate::wire::MessageKind::CrdtDelta, len);
             self.dissemination.crdts.sent(&key, limit);
             self.crdt_rumor_sent(&key);

@@ -94,20 +94,15 @@ fn state_hash(state: &AnyCrdt) -> u64 {
     postcard::to_allocvec(state).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
 }
 
-/// A queued rumor: the delta, and its message encoded once (packets copy the bytes).
-#[derive(Debug)]
-pub(crate) struct QueuedDelta {
-    delta: AnyCrdt,
-    pub encoded: Vec<u8>,
-}
-
 /// Rumors of CRDT deltas waiting for piggyback room.
 #[derive(Debug, Default)]
 pub(crate) struct CrdtRumors {
-    /// Each queued rumor, by (object, rumor id).
-    pub deltas: hashbrown::HashMap<(CompactString, u64), QueuedDelta>,
-    /// Per object, the newest rumor still open for joining further deltas into.
-    pub open: hashbrown::HashMap<CompactString, u64>,
+    /// Each queued rumor's message, encoded once (packets copy the bytes), by (object,
+    /// rumor id).
+    pub encoded: hashbrown::HashMap<(CompactString, u64), Vec<u8>>,
+    /// Per object, the newest rumor not sent yet, with its delta, open for joining further
+    /// deltas into (only these keep a decoded delta).
+    pub open: hashbrown::HashMap<CompactString, (u64, AnyCrdt)>,
     pub next_id: u64,
 }
 
@@ -237,34 +232,36 @@ impl<A: Address> Node<A> {
         };
         let rumors = &mut self.crdts.rumors;
         let delta_len = postcard::experimental::serialized_size(&delta).unwrap_or(usize::MAX);
-        if let Some(&id) = rumors.open.get(&object) {
-            let key = (object.clone(), id);
-            if let Some(open) = rumors.deltas.get_mut(&key) {
+        if let Some((id, open)) = rumors.open.get_mut(&object) {
+            let key = (object.clone(), *id);
+            if let Some(encoded) = rumors.encoded.get_mut(&key) {
                 // A join is never larger than its two sides together.
-                if open.encoded.len().saturating_add(delta_len) <= cap && open.delta.join(&delta).is_some() {
-                    open.encoded = encode(&object, &open.delta);
+                if encoded.len().saturating_add(delta_len) <= cap && open.join(&delta).is_some() {
+                    *encoded = encode(&object, open);
                     return;
                 }
             }
         }
         rumors.next_id += 1;
         let key = (object.clone(), rumors.next_id);
-        let encoded = encode(&object, &delta);
-        rumors.open.insert(object, rumors.next_id);
-        rumors.deltas.insert(key.clone(), QueuedDelta { delta, encoded });
+        rumors.encoded.insert(key.clone(), encode(&object, &delta));
+        rumors.open.insert(object, (rumors.next_id, delta));
         if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
-            self.crdts.rumors.deltas.remove(&evicted);
+            self.crdts.rumors.encoded.remove(&evicted);
+            if self.crdts.rumors.open.get(&evicted.0).is_some_and(|(id, _)| *id == evicted.1) {
+                self.crdts.rumors.open.remove(&evicted.0);
+            }
         }
     }
 
     /// A rumor was sent: no more deltas join it (each delta then gets the full count of
     /// transmissions, no more); once sent for the last time, its delta is forgotten.
     pub(crate) fn crdt_rumor_sent(&mut self, key: &(CompactString, u64)) {
-        if self.crdts.rumors.open.get(&key.0) == Some(&key.1) {
+        if self.crdts.rumors.open.get(&key.0).is_some_and(|(id, _)| *id == key.1) {
             self.crdts.rumors.open.remove(&key.0);
         }
         if !self.dissemination.crdts.contains(key) {
-            self.crdts.rumors.deltas.remove(key);
+            self.crdts.rumors.encoded.remove(key);
         }
     }
 
