@@ -140,8 +140,12 @@ impl Crdt for AwSet {
     }
 
     fn is_well_formed(&self) -> bool {
+        // Every dot is one add of one element: a dot under two elements (never written by a
+        // replica) would make the state's pieces join to something else.
+        let dots: usize = self.entries.values().map(BTreeSet::len).sum();
         self.context.is_canonical()
             && self.entries.values().all(|dots| !dots.is_empty() && dots.iter().all(|d| self.context.contains(d)))
+            && dots == self.dots().len()
     }
 
     fn into_any(self) -> AnyCrdt {
