@@ -1,0 +1,204 @@
+//! Cluster trust: a cluster CA signs every node's certificate, and every connection is mutual
+//! TLS 1.3 against that CA. A node without a certificate from the cluster's CA cannot complete
+//! a handshake, so it can neither join nor inject anything.
+//!
+//! Every node certificate names [`CLUSTER_SERVER_NAME`] (members are reached by address,
+//! before their names are known) and its node name.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use thiserror::Error;
+
+/// The DNS name every node certificate carries and every client checks.
+pub const CLUSTER_SERVER_NAME: &str = "gossip.cluster";
+
+/// ALPN protocol id of the gossip QUIC transport.
+pub const ALPN: &[u8] = b"gossip/1";
+
+/// Why the TLS material could not be made or used.
+#[derive(Debug, Error)]
+#[non_exhaustive]
+pub enum TlsError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        source: std::io::Error,
+    },
+    /// A PEM file holds no usable certificate or key.
+    #[error("{path}: {what}")]
+    Pem {
+        /// The file.
+        path: PathBuf,
+        /// What is missing or malformed.
+        what: String,
+    },
+    /// Certificate generation failed.
+    #[error("certificate generation: {0}")]
+    Generate(#[from] rcgen::Error),
+    /// rustls refused the configuration (for instance a key that does not match the
+    /// certificate).
+    #[error("TLS configuration: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// The client certificate verifier could not be built (an empty CA set).
+    #[error("client verifier: {0}")]
+    Verifier(String),
+}
+
+/// What a node needs to speak mutual TLS in its cluster: the CA certificates it trusts, and its
+/// own certificate chain and key.
+#[derive(Debug)]
+pub struct ClusterTls {
+    roots: Arc<rustls::RootCertStore>,
+    chain: Vec<CertificateDer<'static>>,
+    key: PrivateKeyDer<'static>,
+}
+
+impl Clone for ClusterTls {
+    fn clone(&self) -> Self {
+        ClusterTls { roots: self.roots.clone(), chain: self.chain.clone(), key: self.key.clone_key() }
+    }
+}
+
+impl ClusterTls {
+    /// From DER: the trusted CA certificates, this node's chain (its certificate first) and
+    /// its private key.
+    pub fn new(
+        ca: Vec<CertificateDer<'static>>,
+        chain: Vec<CertificateDer<'static>>,
+        key: PrivateKeyDer<'static>,
+    ) -> Result<Self, TlsError> {
+        let mut roots = rustls::RootCertStore::empty();
+        for cert in ca {
+            roots.add(cert)?;
+        }
+        Ok(ClusterTls { roots: Arc::new(roots), chain, key })
+    }
+
+    /// From PEM files, as `gossip certs` writes them.
+    pub fn from_pem_files(ca: &Path, cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let certs = |path: &Path| -> Result<Vec<CertificateDer<'static>>, TlsError> {
+            let pem_err = |what: String| TlsError::Pem { path: path.to_owned(), what };
+            let iter = CertificateDer::pem_file_iter(path).map_err(|e| pem_err(e.to_string()))?;
+            let certs = iter.collect::<Result<Vec<_>, _>>().map_err(|e| pem_err(e.to_string()))?;
+            if certs.is_empty() {
+                return Err(pem_err("no certificate".into()));
+            }
+            Ok(certs)
+        };
+        let key = PrivateKeyDer::from_pem_file(key)
+            .map_err(|e| TlsError::Pem { path: key.to_owned(), what: e.to_string() })?;
+        ClusterTls::new(certs(ca)?, certs(cert)?, key)
+    }
+
+    fn provider() -> Arc<rustls::crypto::CryptoProvider> {
+        Arc::new(rustls::crypto::ring::default_provider())
+    }
+
+    /// The server side: TLS 1.3, client certificates required and checked against the CA.
+    pub fn server_config(&self) -> Result<rustls::ServerConfig, TlsError> {
+        let verifier =
+            rustls::server::WebPkiClientVerifier::builder_with_provider(self.roots.clone(), Self::provider())
+                .build()
+                .map_err(|e| TlsError::Verifier(e.to_string()))?;
+        let mut config = rustls::ServerConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_client_cert_verifier(verifier)
+            .with_single_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(config)
+    }
+
+    /// The client side: TLS 1.3, the server checked against the CA, our certificate offered.
+    pub fn client_config(&self) -> Result<rustls::ClientConfig, TlsError> {
+        let mut config = rustls::ClientConfig::builder_with_provider(Self::provider())
+            .with_protocol_versions(&[&rustls::version::TLS13])?
+            .with_root_certificates(self.roots.clone())
+            .with_client_auth_cert(self.chain.clone(), self.key.clone_key())?;
+        config.alpn_protocols = vec![ALPN.to_vec()];
+        Ok(config)
+    }
+}
+
+/// A generated cluster CA, able to sign node certificates.
+pub struct ClusterCa {
+    cert: rcgen::Certificate,
+    key: rcgen::KeyPair,
+}
+
+impl std::fmt::Debug for ClusterCa {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterCa").finish_non_exhaustive()
+    }
+}
+
+/// A node's certificate and key, in PEM and DER.
+#[derive(Debug)]
+pub struct NodeCert {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PEM (PKCS#8).
+    pub key_pem: String,
+}
+
+impl ClusterCa {
+    /// A fresh CA (ECDSA P-256) named `name`.
+    pub fn generate(name: &str) -> Result<Self, TlsError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut params = rcgen::CertificateParams::new(Vec::<String>::new())?;
+        params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
+        let cert = params.self_signed(&key)?;
+        Ok(ClusterCa { cert, key })
+    }
+
+    /// The CA certificate, PEM (what every node trusts).
+    pub fn cert_pem(&self) -> String {
+        self.cert.pem()
+    }
+
+    /// The CA certificate, DER.
+    pub fn cert_der(&self) -> CertificateDer<'static> {
+        self.cert.der().clone()
+    }
+
+    /// The CA's private key, PEM (keep it off the nodes).
+    pub fn key_pem(&self) -> String {
+        self.key.serialize_pem()
+    }
+
+    /// A certificate for node `name`, signed by this CA.
+    pub fn issue(&self, name: &str) -> Result<NodeCert, TlsError> {
+        let key = rcgen::KeyPair::generate()?;
+        let mut sans = vec![CLUSTER_SERVER_NAME.to_owned()];
+        if rcgen::Ia5String::try_from(name).is_ok() && !name.contains(':') {
+            sans.push(name.to_owned());
+        }
+        let mut params = rcgen::CertificateParams::new(sans)?;
+        params.distinguished_name.push(rcgen::DnType::CommonName, name);
+        params.extended_key_usages =
+            vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth, rcgen::ExtendedKeyUsagePurpose::ClientAuth];
+        let cert = params.signed_by(&key, &self.cert, &self.key)?;
+        Ok(NodeCert { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// [`ClusterTls`] for node `name`, issued by this CA (for tests and demos).
+    pub fn node_tls(&self, name: &str) -> Result<ClusterTls, TlsError> {
+        let issued = self.issue(name)?;
+        let pem = |what: &str| TlsError::Pem { path: PathBuf::from("<generated>"), what: what.into() };
+        let cert = CertificateDer::from_pem_slice(issued.cert_pem.as_bytes()).map_err(|_| pem("certificate"))?;
+        let key = PrivateKeyDer::from_pem_slice(issued.key_pem.as_bytes()).map_err(|_| pem("key"))?;
+        ClusterTls::new(vec![self.cert_der()], vec![cert], key)
+    }
+}
+
+/// Writes `contents` to `path`, as a [`TlsError`] on failure.
+pub fn write_pem(path: &Path, contents: &str) -> Result<(), TlsError> {
+    std::fs::write(path, contents).map_err(|source| TlsError::Io { path: path.to_owned(), source })
+}

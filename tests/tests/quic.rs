@@ -1,0 +1,147 @@
+//! Real QUIC nodes on 127.0.0.1 (gossip-quic): mutual TLS against a cluster CA, convergence,
+//! crash detection, restarts, a refused stranger, and the same membership outcome as UDP.
+//! Every wait is bounded.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use gossip_core::MemberState;
+use gossip_quic::{ClusterCa, ClusterTls};
+use gossip_tests::{converged, fast_config, is_down, tokio_runtime, view_summary, wait_until, Adapter, TestNode};
+
+fn quic_node(tls: ClusterTls, name: &str, seeds: &[SocketAddr]) -> TestNode {
+    quic_node_at(tls, name, seeds, ([127, 0, 0, 1], 0).into())
+}
+
+fn quic_node_at(tls: ClusterTls, name: &str, seeds: &[SocketAddr], bind: SocketAddr) -> TestNode {
+    let (handle, events) = gossip_quic::builder(fast_config(), tls)
+        .bind(bind)
+        .name(name)
+        .seeds(seeds.iter().copied())
+        .spawn()
+        .expect("QUIC node starts");
+    TestNode::new(handle, events)
+}
+
+fn quic_cluster(ca: &ClusterCa, n: usize, prefix: &str) -> Vec<TestNode> {
+    let first = quic_node(ca.node_tls(&format!("{prefix}0")).expect("cert"), &format!("{prefix}0"), &[]);
+    let seed = first.addr();
+    let mut nodes = vec![first];
+    for i in 1..n {
+        let name = format!("{prefix}{i}");
+        nodes.push(quic_node(ca.node_tls(&name).expect("cert"), &name, &[seed]));
+    }
+    nodes
+}
+
+#[test]
+fn twenty_quic_nodes_converge_and_detect_a_crash() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("test cluster").expect("CA");
+    let mut nodes = quic_cluster(&ca, 20, "q");
+    let t = wait_until(&mut nodes, Duration::from_secs(30), |ns| converged(ns));
+    assert!(t.is_some(), "20 QUIC nodes did not converge: {}", view_summary(&nodes));
+    let victim = nodes.remove(7);
+    victim.handle.abort();
+    let t = wait_until(&mut nodes, Duration::from_secs(30), |ns| {
+        ns.iter().all(|n| n.count_events(|e| is_down(e, "q7")) >= 1)
+    });
+    assert!(t.is_some(), "the crash of q7 was not detected by every QUIC node");
+    assert!(nodes
+        .iter()
+        .all(|n| n.count_events(|e| matches!(e, gossip_core::Event::MemberDown(m) if m.name != "q7")) == 0));
+}
+
+#[test]
+fn a_node_whose_certificate_the_cluster_ca_did_not_sign_cannot_join() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let mut nodes = quic_cluster(&ca, 3, "t");
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    let stranger_ca = ClusterCa::generate("elsewhere").expect("CA");
+    let seed = nodes[0].addr();
+    let mut stranger = vec![quic_node(stranger_ca.node_tls("intruder").expect("cert"), "intruder", &[seed])];
+    // Give it time to try (joins are retried with backoff).
+    let joined = wait_until(&mut stranger, Duration::from_secs(4), |s| !s[0].handle.members().is_empty());
+    assert!(joined.is_none(), "the stranger sees members");
+    for n in &nodes {
+        assert!(n.handle.member("intruder").is_none(), "{} lets the stranger in", n.name());
+        assert_eq!(n.handle.members().len(), 2);
+    }
+}
+
+#[test]
+fn a_restarted_quic_node_reconnects_under_its_new_generation() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let mut nodes = quic_cluster(&ca, 5, "r");
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    let old = nodes.remove(3);
+    let (addr, generation) = (old.addr(), old.handle.generation());
+    old.handle.abort();
+    std::thread::sleep(Duration::from_millis(300));
+    let seed = nodes[0].addr();
+    // The old endpoint lets go of the port once its connections have closed.
+    let mut restarted = None;
+    for _ in 0..40 {
+        let built = gossip_quic::builder(fast_config(), ca.node_tls("r3").expect("cert"))
+            .bind(addr)
+            .name("r3")
+            .seeds([seed])
+            .spawn();
+        if let Ok((handle, events)) = built {
+            restarted = Some(TestNode::new(handle, events));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nodes.push(restarted.expect("the port is free again within 4 s"));
+    let t = wait_until(&mut nodes, Duration::from_secs(30), |ns| {
+        converged(ns)
+            && ns.iter().all(|n| {
+                n.handle.member("r3").is_some_and(|m| m.generation > generation && m.state == MemberState::Alive)
+                    || n.name() == "r3"
+            })
+    });
+    assert!(t.is_some(), "the restarted node was not seen under its new generation: {}", view_summary(&nodes));
+}
+
+/// The same scenario (five nodes, one crashes) on UDP and on QUIC ends in the same views.
+#[test]
+fn quic_and_udp_reach_the_same_membership_outcome() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let outcome = |mut nodes: Vec<TestNode>| {
+        assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+        nodes.remove(2).handle.abort();
+        let done = wait_until(&mut nodes, Duration::from_secs(30), |ns| {
+            ns.iter()
+                .all(|n| n.handle.all_members().iter().any(|m| m.name.ends_with('2') && m.state == MemberState::Dead))
+        });
+        assert!(done.is_some(), "crash not detected");
+        let mut views: Vec<Vec<(String, MemberState)>> = nodes
+            .iter()
+            .map(|n| {
+                let mut v: Vec<(String, MemberState)> =
+                    n.handle.all_members().into_iter().map(|m| (m.name.chars().skip(1).collect(), m.state)).collect();
+                v.sort();
+                v
+            })
+            .collect();
+        views.sort();
+        views
+    };
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let quic = outcome(quic_cluster(&ca, 5, "q"));
+    let first = TestNode::start(Adapter::Tokio, fast_config(), "u0", &[]);
+    let seed = first.addr();
+    let mut udp = vec![first];
+    for i in 1..5 {
+        udp.push(TestNode::start(Adapter::Tokio, fast_config(), &format!("u{i}"), &[seed]));
+    }
+    let udp = outcome(udp);
+    assert_eq!(quic, udp);
+}
