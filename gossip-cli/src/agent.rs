@@ -41,9 +41,18 @@ pub struct AgentArgs {
     /// Seed to join through; repeatable.
     #[arg(long = "join")]
     join: Vec<SocketAddr>,
-    /// Transport (only udp until the QUIC adapter lands).
-    #[arg(long, default_value = "udp")]
-    transport: String,
+    /// Transport: UDP, or QUIC datagrams with mutual TLS (needs --ca, --cert and --key; tokio).
+    #[arg(long, value_enum, default_value_t = local::Transport::Udp)]
+    transport: local::Transport,
+    /// QUIC: the cluster CA certificate (PEM), as `gossip certs` writes it.
+    #[arg(long)]
+    ca: Option<std::path::PathBuf>,
+    /// QUIC: this node's certificate (PEM).
+    #[arg(long)]
+    cert: Option<std::path::PathBuf>,
+    /// QUIC: this node's private key (PEM).
+    #[arg(long)]
+    key: Option<std::path::PathBuf>,
     /// Async runtime driving the node.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
     runtime: RuntimeKind,
@@ -59,8 +68,15 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> Result<(), String> {
-    if args.transport != "udp" {
-        return Err(format!("--transport {}: only udp is available until the QUIC adapter lands", args.transport));
+    if args.transport == local::Transport::Quic {
+        if args.runtime != RuntimeKind::Tokio {
+            return Err("--transport quic runs on tokio only (quinn's runtime)".into());
+        }
+        if args.ca.is_none() || args.cert.is_none() || args.key.is_none() {
+            return Err("--transport quic needs --ca, --cert and --key (see `gossip certs`)".into());
+        }
+    } else if args.ca.is_some() || args.cert.is_some() || args.key.is_some() {
+        return Err("--ca, --cert and --key are for --transport quic".into());
     }
     if args.keyring.is_some() {
         return Err("--keyring: encryption is not implemented yet (security layer)".into());
@@ -118,15 +134,28 @@ fn event_json(event: &Event<SocketAddr>) -> Value {
 async fn agent(args: AgentArgs) -> Result<(), String> {
     let config = Config::lan();
     let name = args.name.clone().unwrap_or_else(|| args.bind.to_string());
-    let (handle, mut events) = match args.runtime {
-        RuntimeKind::Tokio => {
+    let quic_tls = match (&args.ca, &args.cert, &args.key) {
+        (Some(ca), Some(cert), Some(key)) => {
+            Some(gossip_quic::ClusterTls::from_pem_files(ca, cert, key).map_err(|e| e.to_string())?)
+        }
+        _ => None,
+    };
+    let (handle, mut events) = match (quic_tls, args.runtime) {
+        (Some(tls), _) => {
+            let b = gossip_quic::builder(config, tls).bind(args.bind).name(name).seeds(args.join.clone());
+            match args.advertise {
+                Some(a) => b.advertise(a).spawn(),
+                None => b.spawn(),
+            }
+        }
+        (None, RuntimeKind::Tokio) => {
             let b = gossip_tokio::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone());
             match args.advertise {
                 Some(a) => b.advertise(a).spawn(),
                 None => b.spawn(),
             }
         }
-        RuntimeKind::Smol => {
+        (None, RuntimeKind::Smol) => {
             let b = gossip_smol::Builder::new(config).bind(args.bind).name(name).seeds(args.join.clone());
             match args.advertise {
                 Some(a) => b.advertise(a).spawn(),

@@ -17,9 +17,10 @@ pub struct ClusterArgs {
     /// Number of nodes.
     #[arg(long, default_value_t = 128)]
     nodes: usize,
-    /// Transport (only udp until the QUIC adapter lands).
-    #[arg(long, default_value = "udp")]
-    transport: String,
+    /// Transport: UDP, or QUIC datagrams with mutual TLS (a cluster CA is generated for the
+    /// run; tokio only).
+    #[arg(long, value_enum, default_value_t = local::Transport::Udp)]
+    transport: local::Transport,
     /// Async runtime driving the nodes.
     #[arg(long, value_enum, default_value_t = RuntimeKind::Tokio)]
     runtime: RuntimeKind,
@@ -53,6 +54,8 @@ struct Report {
     probe_ms: u64,
     gossip_ms: u64,
     suspicion_mult: u32,
+    /// Core MTU in force (QUIC caps it at what a datagram frame holds).
+    mtu: usize,
     join_converged: bool,
     /// `None` (null) if the join did not converge within the limit.
     join_s: Option<f64>,
@@ -61,6 +64,16 @@ struct Report {
     steady_bytes_per_node_s: f64,
     steady_packets_per_node_s: f64,
     steady_cpu_per_node: f64,
+    /// UDP bytes per node per second on the wire with QUIC's own overhead (headers,
+    /// encryption, acknowledgements); `null` over plain UDP, where it equals
+    /// `steady_bytes_per_node_s`.
+    steady_wire_bytes_per_node_s: Option<f64>,
+    /// UDP datagrams per node per second on the wire over QUIC (acknowledgements included).
+    steady_wire_packets_per_node_s: Option<f64>,
+    /// QUIC handshakes completed per node during the steady state.
+    steady_quic_handshakes_per_node: Option<f64>,
+    /// QUIC connections open per node at the end of the steady state.
+    quic_connections_per_node: Option<f64>,
     memory_per_node_bytes: f64,
     crash_detected: bool,
     /// `None` (null) if not every survivor removed the crashed node within the limit.
@@ -69,8 +82,8 @@ struct Report {
 }
 
 pub fn run(args: ClusterArgs) -> Result<(), String> {
-    if args.transport != "udp" {
-        return Err(format!("--transport {}: only udp is available until the QUIC adapter lands", args.transport));
+    if args.transport == local::Transport::Quic && args.runtime != RuntimeKind::Tokio {
+        return Err("--transport quic runs on tokio only (quinn's runtime)".into());
     }
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
@@ -101,16 +114,33 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
 
 async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
+    let ca = match args.transport {
+        local::Transport::Quic => Some(gossip_quic::ClusterCa::generate("gossip cluster").map_err(|e| e.to_string())?),
+        local::Transport::Udp => None,
+    };
     let rss_before = local::resident_bytes().unwrap_or(0);
-    let seed = local::start_node(args.runtime, config.clone(), "n0".into(), vec![], 0, tx.clone())
-        .map_err(|e| e.to_string())?;
+    let (seed, seed_stats) =
+        local::start_node_on(args.runtime, ca.as_ref(), config.clone(), "n0".into(), vec![], 0, tx.clone())
+            .map_err(|e| e.to_string())?;
     let mut handles = vec![seed.clone()];
+    let mut quic_stats: Vec<_> = seed_stats.into_iter().collect();
     for i in 1..args.nodes {
-        let h =
-            local::start_node(args.runtime, config.clone(), format!("n{i}"), vec![seed.local_addr()], i, tx.clone())
-                .map_err(|e| e.to_string())?;
+        let (h, stats) = local::start_node_on(
+            args.runtime,
+            ca.as_ref(),
+            config.clone(),
+            format!("n{i}"),
+            vec![seed.local_addr()],
+            i,
+            tx.clone(),
+        )
+        .map_err(|e| e.to_string())?;
         handles.push(h);
+        quic_stats.extend(stats);
     }
+    let wire = |stats: &[std::sync::Arc<gossip_quic::QuicStats>]| {
+        stats.iter().map(|s| s.udp_sent()).fold((0u64, 0u64), |a, x| (a.0 + x.0, a.1 + x.1))
+    };
     let last_started = Instant::now();
     let limit = Duration::from_secs(args.limit_s);
     let joined = local::wait_until(limit, Duration::from_millis(20), || local::all_see_each_other(&handles)).await;
@@ -131,11 +161,20 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         })
     };
     let (b0, p0) = sum(&handles);
+    let w0 = wire(&quic_stats);
+    let opened = |stats: &[std::sync::Arc<gossip_quic::QuicStats>]| {
+        stats.iter().map(|s| s.connections_opened.load(std::sync::atomic::Ordering::Relaxed)).sum::<u64>()
+    };
+    let o0 = opened(&quic_stats);
     let cpu0 = local::process_cpu_time();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(args.steady_s)).await;
     let secs = t0.elapsed().as_secs_f64();
     let (b1, p1) = sum(&handles);
+    let w1 = wire(&quic_stats);
+    let o1 = opened(&quic_stats);
+    let connections: usize =
+        quic_stats.iter().map(|s| s.connections_open.load(std::sync::atomic::Ordering::Relaxed)).sum();
     let cpu1 = local::process_cpu_time();
     let n = args.nodes as f64;
     let cpu = match (cpu0, cpu1) {
@@ -170,11 +209,12 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
     }
     Ok(Report {
         nodes: args.nodes,
-        transport: args.transport.clone(),
+        transport: args.transport.name().into(),
         runtime: args.runtime.name(),
         probe_ms: args.probe_ms,
         gossip_ms: args.gossip_ms,
         suspicion_mult: config.suspicion_mult,
+        mtu: if ca.is_some() { config.mtu.min(gossip_quic::QUIC_MTU) } else { config.mtu },
         join_converged: joined,
         join_s: joined.then_some(join_s),
         settle_s,
@@ -182,6 +222,10 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         steady_bytes_per_node_s: (b1 - b0) as f64 / n / secs,
         steady_packets_per_node_s: (p1 - p0) as f64 / n / secs,
         steady_cpu_per_node: cpu,
+        steady_wire_bytes_per_node_s: ca.is_some().then(|| (w1.0.saturating_sub(w0.0)) as f64 / n / secs),
+        steady_wire_packets_per_node_s: ca.is_some().then(|| (w1.1.saturating_sub(w0.1)) as f64 / n / secs),
+        steady_quic_handshakes_per_node: ca.is_some().then(|| (o1 - o0) as f64 / n),
+        quic_connections_per_node: ca.is_some().then(|| connections as f64 / n),
         memory_per_node_bytes: rss_after.saturating_sub(rss_before) as f64 / n,
         crash_detected: detected,
         detect_all_s: detected.then_some(detect_all_s),

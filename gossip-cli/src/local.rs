@@ -10,8 +10,27 @@ use gossip_core::{Config, Event};
 use gossip_tokio::{BuildError, EventItem, EventStream, Handle};
 use tokio::sync::mpsc;
 
-/// Which async runtime drives the nodes.
+/// How the nodes talk.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Transport {
+    /// Plain UDP datagrams.
+    Udp,
+    /// QUIC datagrams with mutual TLS (gossip-quic).
+    Quic,
+}
+
+impl Transport {
+    /// Lowercase name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Transport::Udp => "udp",
+            Transport::Quic => "quic",
+        }
+    }
+}
+
+/// Which async runtime drives a node.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
     /// tokio (gossip-tokio).
     Tokio,
@@ -40,7 +59,8 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, String> {
 /// An event from node `node`, stamped when the forwarder saw it.
 pub type Stamped = (usize, Instant, EventItem);
 
-/// Starts one node on 127.0.0.1 (ephemeral port) and forwards its events to `tx`.
+/// Starts one node on 127.0.0.1 (ephemeral port) and forwards its events to `tx`. With a
+/// cluster CA, the node speaks QUIC with a certificate from it (on tokio).
 pub fn start_node(
     kind: RuntimeKind,
     config: Config,
@@ -49,6 +69,33 @@ pub fn start_node(
     index: usize,
     tx: mpsc::UnboundedSender<Stamped>,
 ) -> Result<Handle, BuildError> {
+    start_node_on(kind, None, config, name, seeds, index, tx).map(|(h, _)| h)
+}
+
+/// [`start_node`], over QUIC when `quic` holds the cluster CA.
+pub fn start_node_on(
+    kind: RuntimeKind,
+    quic: Option<&gossip_quic::ClusterCa>,
+    config: Config,
+    name: String,
+    seeds: Vec<SocketAddr>,
+    index: usize,
+    tx: mpsc::UnboundedSender<Stamped>,
+) -> Result<(Handle, Option<std::sync::Arc<gossip_quic::QuicStats>>), BuildError> {
+    if let Some(ca) = quic {
+        let tls = ca.node_tls(&name).map_err(|e| BuildError::Socket(std::io::Error::other(e)))?;
+        let runtime = gossip_quic::QuicRuntime::new(tls);
+        let stats = runtime.stats();
+        let config = Config { mtu: config.mtu.min(gossip_quic::QUIC_MTU), ..config };
+        let (handle, events) = gossip_quic::Builder::with_runtime(config, runtime)
+            .bind(([127, 0, 0, 1], 0))
+            .name(name)
+            .seeds(seeds)
+            .event_capacity(4096)
+            .spawn()?;
+        tokio::spawn(forward(index, events, tx));
+        return Ok((handle, Some(stats)));
+    }
     let (handle, events) = match kind {
         RuntimeKind::Tokio => gossip_tokio::Builder::new(config)
             .bind(([127, 0, 0, 1], 0))
@@ -64,7 +111,7 @@ pub fn start_node(
             .spawn()?,
     };
     tokio::spawn(forward(index, events, tx));
-    Ok(handle)
+    Ok((handle, None))
 }
 
 async fn forward(index: usize, mut events: EventStream, tx: mpsc::UnboundedSender<Stamped>) {

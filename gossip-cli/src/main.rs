@@ -1,7 +1,8 @@
 //! `gossip` — the project's command line.
 //!
 //! `demo` (16 real UDP nodes in one process), `agent` (one node, JSON lines), `cluster` (the
-//! real-network benchmark) and `sim` (deterministic experiments on the simulator).
+//! real-network benchmark), `sim` (deterministic experiments on the simulator) and `certs`
+//! (TLS material for the QUIC transport).
 #![forbid(unsafe_code)]
 
 /// `println!` that exits quietly when stdout is closed (e.g. piped into `head`) instead of
@@ -16,6 +17,7 @@ macro_rules! out {
 }
 
 mod agent;
+mod certs;
 mod cluster;
 mod demo;
 mod local;
@@ -42,6 +44,8 @@ enum Command {
     Cluster(cluster::ClusterArgs),
     /// Deterministic experiments on the simulator (real protocol core, virtual network).
     Sim(sim::SimArgs),
+    /// Generate a cluster CA and node certificates for the QUIC transport.
+    Certs(certs::CertsArgs),
 }
 
 fn main() {
@@ -51,6 +55,7 @@ fn main() {
         Command::Agent(args) => agent::run(args),
         Command::Cluster(args) => cluster::run(args),
         Command::Sim(args) => sim::run(args),
+        Command::Certs(args) => certs::run(args),
     };
     if let Err(e) = result {
         eprintln!("gossip: {e}");

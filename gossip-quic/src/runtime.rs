@@ -28,7 +28,7 @@ impl QuicRuntime {
             tokio: TokioRuntime::default(),
             tls,
             limits: ConnectionLimits::default(),
-            idle_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(180),
             stats: Arc::new(QuicStats::default()),
         }
     }
@@ -39,8 +39,9 @@ impl QuicRuntime {
         self
     }
 
-    /// How long an unused connection stays open (30 s by default); probes keep the
-    /// connections to live members busy.
+    /// How long an unused connection stays open (180 s by default). Randomized round-robin
+    /// probing reaches every member once per N probe intervals, so below that a cluster of N
+    /// keeps reopening connections (a TLS handshake each, several kilobytes).
     pub fn with_idle_timeout(mut self, timeout: Duration) -> Self {
         self.idle_timeout = timeout;
         self
@@ -59,6 +60,9 @@ impl QuicRuntime {
         t.max_concurrent_bidi_streams(0u32.into());
         t.max_concurrent_uni_streams(0u32.into());
         t.datagram_receive_buffer_size(Some(1 << 20));
+        // The core's datagrams are capped below the 1,200 bytes every path carries: probing
+        // for a larger MTU would only cost padded probe packets on every connection.
+        t.mtu_discovery_config(None);
         Ok(t)
     }
 }

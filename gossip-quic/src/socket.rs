@@ -37,9 +37,47 @@ pub struct QuicStats {
     pub datagrams_dropped: AtomicU64,
     /// Gauge: connections in the cache.
     pub connections_open: AtomicUsize,
+    /// Every live connection, for their transport statistics.
+    live: Mutex<HashMap<usize, quinn::Connection>>,
+    /// UDP bytes and datagrams sent by connections that have closed.
+    closed_bytes: AtomicU64,
+    closed_datagrams: AtomicU64,
 }
 
 impl QuicStats {
+    /// UDP bytes and datagrams sent so far over the live connections: the wire cost of the
+    /// core's datagrams with QUIC's headers, encryption, acknowledgements and handshakes.
+    pub fn udp_sent(&self) -> (u64, u64) {
+        let live = match self.live.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        let closed = (self.closed_bytes.load(Ordering::Relaxed), self.closed_datagrams.load(Ordering::Relaxed));
+        live.values().fold(closed, |(b, d), c| {
+            let s = c.stats();
+            (b + s.udp_tx.bytes, d + s.udp_tx.datagrams)
+        })
+    }
+
+    fn track(&self, id: usize, conn: Option<quinn::Connection>) {
+        let mut live = match self.live.lock() {
+            Ok(g) => g,
+            Err(poisoned) => poisoned.into_inner(),
+        };
+        match conn {
+            Some(c) => {
+                live.insert(id, c);
+            }
+            None => {
+                if let Some(c) = live.remove(&id) {
+                    let s = c.stats();
+                    self.closed_bytes.fetch_add(s.udp_tx.bytes, Ordering::Relaxed);
+                    self.closed_datagrams.fetch_add(s.udp_tx.datagrams, Ordering::Relaxed);
+                }
+            }
+        }
+    }
+
     fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
     }
@@ -264,6 +302,7 @@ impl Connections {
         // The newest connection to an address carries our datagrams; an older one keeps
         // delivering what arrives on it until it closes.
         self.open.insert(addr, (conn.clone(), id));
+        self.stats.track(id, Some(conn.clone()));
         for bytes in self.pending.remove(&addr).into_iter().flatten() {
             if conn.send_datagram(bytes).is_err() {
                 QuicStats::bump(&self.stats.datagrams_dropped);
@@ -276,6 +315,7 @@ impl Connections {
                     QuicStats::bump(&stats.datagrams_dropped);
                 }
             }
+            stats.track(id, None);
             let _ = control.send(Control::Closed(addr, id)).await;
         });
     }

@@ -1,0 +1,62 @@
+//! `gossip certs`: a cluster CA and node certificates for the QUIC transport (rcgen).
+
+use std::path::PathBuf;
+
+use clap::Args;
+use gossip_quic::tls::write_pem;
+use gossip_quic::ClusterCa;
+
+/// Arguments of `gossip certs`.
+#[derive(Debug, Args)]
+#[command(after_help = "Writes DIR/ca.pem (every node trusts it), DIR/ca.key (keep it off the nodes) and \
+    DIR/NAME.pem + DIR/NAME.key for each node. Run a node with:\n  \
+    gossip agent --transport quic --ca DIR/ca.pem --cert DIR/NAME.pem --key DIR/NAME.key ...")]
+pub struct CertsArgs {
+    /// Directory to write into (created if missing).
+    #[arg(long, default_value = "certs")]
+    out: PathBuf,
+    /// Node names to issue certificates for; repeatable, or comma-separated.
+    #[arg(long = "node", value_delimiter = ',', required = true)]
+    nodes: Vec<String>,
+    /// Overwrite existing files.
+    #[arg(long)]
+    force: bool,
+    /// Name of a new CA.
+    #[arg(long, default_value = "gossip cluster CA")]
+    ca_name: String,
+}
+
+pub fn run(args: CertsArgs) -> Result<(), String> {
+    for name in &args.nodes {
+        let ok = !name.is_empty()
+            && name.len() <= 128
+            && name.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+        if !ok {
+            return Err(format!("--node {name:?}: names are 1 to 128 of A-Z a-z 0-9 - _ ."));
+        }
+    }
+    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    let mut files = vec![args.out.join("ca.pem"), args.out.join("ca.key")];
+    for name in &args.nodes {
+        files.push(args.out.join(format!("{name}.pem")));
+        files.push(args.out.join(format!("{name}.key")));
+    }
+    if !args.force {
+        if let Some(existing) = files.iter().find(|f| f.exists()) {
+            return Err(format!("{} exists (use --force to overwrite)", existing.display()));
+        }
+    }
+    let ca = ClusterCa::generate(&args.ca_name).map_err(|e| e.to_string())?;
+    write_pem(&files[0], &ca.cert_pem()).map_err(|e| e.to_string())?;
+    write_pem(&files[1], &ca.key_pem()).map_err(|e| e.to_string())?;
+    for name in &args.nodes {
+        let issued = ca.issue(name).map_err(|e| e.to_string())?;
+        write_pem(&args.out.join(format!("{name}.pem")), &issued.cert_pem).map_err(|e| e.to_string())?;
+        write_pem(&args.out.join(format!("{name}.key")), &issued.key_pem).map_err(|e| e.to_string())?;
+    }
+    out!(
+        "{}",
+        serde_json::json!({"event": "certs_written", "dir": args.out.display().to_string(), "nodes": args.nodes})
+    );
+    Ok(())
+}
