@@ -214,7 +214,7 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         probe_ms: args.probe_ms,
         gossip_ms: args.gossip_ms,
         suspicion_mult: config.suspicion_mult,
-        mtu: if ca.is_some() { config.mtu.min(gossip_quic::QUIC_MTU) } else { config.mtu },
+        mtu: if ca.is_some() { gossip_quic::fit_config(config.clone()).mtu } else { config.mtu },
         join_converged: joined,
         join_s: joined.then_some(join_s),
         settle_s,

@@ -173,6 +173,12 @@ pub struct Config {
     /// fragmentation. (chitchat sends one datagram of up to 65 KB; memberlist's push-pull
     /// ships the whole state over TCP)
     pub state_sync_datagrams: usize,
+    /// Largest anti-entropy transfer (digest pages, deltas, CRDT state pieces) when the
+    /// transport carries them on reliable streams: such transmits are marked
+    /// [`crate::Transmit::reliable`] and sent alone, and key/values may be that large (within
+    /// `kv_limits`). `None` (the presets): everything fits one `mtu` datagram. `gossip-quic`
+    /// sets it; a datagram-only transport must leave it `None`.
+    pub bulk_mtu: Option<usize>,
     /// Fresh key/value writes and CRDT deltas are also spread as rumors, each retransmitted
     /// at most `state_retransmit_mult * ceil(log10(N + 1))` times; anti-entropy repairs what
     /// they miss. 0: no rumors, anti-entropy alone (least traffic, staleness of a few
@@ -284,6 +290,7 @@ impl Config {
             cross_zone_probability: 0.1,
             state_sync_interval: Some(Duration::from_secs(2)),
             state_sync_datagrams: 16,
+            bulk_mtu: None,
             state_retransmit_mult: 2,
             max_crdt_objects: 1024,
             aggregate_interval: Some(Duration::from_millis(200)),
@@ -396,7 +403,9 @@ impl Config {
             ("state_sync_datagrams", self.state_sync_datagrams as u64, 1_024),
             ("max_members", self.max_members as u64, 1 << 24),
             ("mtu", self.mtu as u64, 65_507),
-            ("max_inbound_size", self.max_inbound_size as u64, 65_507),
+            // Datagrams stop at 65,507 bytes; reliable bulk transfers may go further.
+            ("max_inbound_size", self.max_inbound_size as u64, if self.bulk_mtu.is_some() { 1 << 26 } else { 65_507 }),
+            ("bulk_mtu", self.bulk_mtu.unwrap_or(0) as u64, 1 << 26),
         ];
         for (field, value, max) in counts {
             if value > max {
@@ -444,6 +453,14 @@ impl Config {
         }
         if self.max_inbound_size < self.mtu {
             return Err(ConfigError::MtuTooSmall { mtu: self.max_inbound_size, min: self.mtu });
+        }
+        if let Some(bulk) = self.bulk_mtu {
+            if bulk < self.mtu {
+                return Err(ConfigError::MtuTooSmall { mtu: bulk, min: self.mtu });
+            }
+            if self.max_inbound_size < bulk {
+                return Err(ConfigError::MtuTooSmall { mtu: self.max_inbound_size, min: bulk });
+            }
         }
         Ok(())
     }

@@ -478,6 +478,13 @@ impl<A: Address> Node<A> {
                 let len = codec::encode_message(&mut self.buf, m);
                 self.count_sent(m.kind(), len);
             }
+            // With a reliable bulk path, anti-entropy transfers go on it, alone.
+            if self.config.bulk_mtu.is_some() && out.messages.iter().all(Message::is_bulk_transfer) {
+                self.metrics.packets_out += 1;
+                self.metrics.bytes_out += self.buf.len() as u64;
+                let contents = std::mem::take(&mut self.buf);
+                return Some(Transmit { destination: out.dest, contents, reliable: true });
+            }
             let piggyback = out.piggyback | self.coalesce_direct(&out.dest);
             if piggyback {
                 self.fill_piggyback(header_len);
@@ -487,7 +494,7 @@ impl<A: Address> Node<A> {
             }
             self.metrics.packets_out += 1;
             self.metrics.bytes_out += self.buf.len() as u64;
-            return Some(Transmit { destination: out.dest, contents: self.buf.clone() });
+            return Some(Transmit { destination: out.dest, contents: self.buf.clone(), reliable: false });
         }
         None
     }
@@ -854,6 +861,10 @@ impl<A: Address> Node<A> {
             let len = codec::encode_message(&mut self.buf, &msg);
             if self.buf.len() > cap {
                 self.buf.truncate(before);
+                if len > self.state_room() {
+                    // A value only a bulk transfer carries: anti-entropy will.
+                    self.dissemination.states.remove(&key);
+                }
                 continue;
             }
             self.count_sent(msg.kind(), len);

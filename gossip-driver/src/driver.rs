@@ -197,7 +197,12 @@ impl Driver {
     fn flush(&mut self, st: &mut State, cx: &mut Context<'_>) {
         loop {
             let Some(t) = self.unsent.take().or_else(|| st.node.poll_transmit()) else { return };
-            match self.socket.poll_send_to(cx, &t.contents, t.destination) {
+            let sent = if t.reliable {
+                self.socket.poll_send_reliable(cx, &t.contents, t.destination)
+            } else {
+                self.socket.poll_send_to(cx, &t.contents, t.destination)
+            };
+            match sent {
                 Poll::Ready(Ok(_)) => st.io.datagrams_sent += 1,
                 Poll::Ready(Err(e)) => {
                     st.io.send_errors += 1;

@@ -101,6 +101,10 @@ impl AsyncUdpSocket for FaultySocket {
         self.inner.poll_send_to(cx, buf, target)
     }
 
+    fn poll_send_reliable(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+        self.inner.poll_send_reliable(cx, buf, target) // reliable: not for losing
+    }
+
     fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>> {
         loop {
             match self.inner.poll_recv_from(cx, buf) {

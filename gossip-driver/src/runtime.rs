@@ -45,6 +45,13 @@ pub trait AsyncUdpSocket: Send + Sync + Debug + 'static {
     /// Sends one datagram to `target`.
     fn poll_send_to(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>>;
 
+    /// Sends an anti-entropy transfer that may exceed a datagram
+    /// ([`Transmit::reliable`](gossip_core::Transmit::reliable)) on a reliable path when the
+    /// transport has one (QUIC streams). Datagram transports keep this default: a datagram.
+    fn poll_send_reliable(&self, cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+        self.poll_send_to(cx, buf, target)
+    }
+
     /// Receives one datagram into `buf`: its length and its sender.
     fn poll_recv_from(&self, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<(usize, SocketAddr)>>;
 

@@ -19,8 +19,9 @@
 //! ```
 //!
 //! Datagram size: the core's MTU is capped at [`QUIC_MTU`], what a QUIC datagram frame holds on
-//! any path QUIC accepts (1,200-byte packets). Not implemented yet (see the QUIC issue):
-//! streams for bulk state and values larger than a datagram.
+//! any path QUIC accepts (1,200-byte packets). Anti-entropy transfers (digest pages, deltas,
+//! CRDT states) go on unidirectional streams instead, up to [`QUIC_BULK_MTU`], so a large
+//! value replicates in one transfer rather than page by page.
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -37,12 +38,28 @@ pub use tls::{ClusterCa, ClusterTls, TlsError};
 /// carries) less the short header, packet number, AEAD tag and datagram frame header.
 pub const QUIC_MTU: usize = 1_120;
 
+/// Largest anti-entropy transfer over a QUIC stream (`Config::bulk_mtu`), and the largest
+/// stream a peer may send: 4 MiB.
+pub const QUIC_BULK_MTU: usize = 4 << 20;
+
 /// A node builder over QUIC.
 pub type Builder = gossip_driver::Builder<QuicRuntime>;
 
-/// A builder for a node speaking mutual TLS with `tls`; the configuration's MTU is capped at
-/// [`QUIC_MTU`].
+/// A builder for a node speaking mutual TLS with `tls`. The configuration is fitted to QUIC:
+/// the MTU capped at [`QUIC_MTU`]; anti-entropy transfers on streams ([`Config::bulk_mtu`]
+/// [`QUIC_BULK_MTU`] unless set lower, `max_inbound_size` raised to match), so digests,
+/// deltas and CRDT states go whole and values may be as large as `kv_limits` allows.
 pub fn builder(config: Config, tls: ClusterTls) -> Builder {
-    let config = Config { mtu: config.mtu.min(QUIC_MTU), ..config };
-    gossip_driver::Builder::with_runtime(config, QuicRuntime::new(tls))
+    gossip_driver::Builder::with_runtime(fit_config(config), QuicRuntime::new(tls))
+}
+
+/// The configuration [`builder`] uses: `config` fitted to QUIC.
+pub fn fit_config(config: Config) -> Config {
+    let bulk = config.bulk_mtu.unwrap_or(QUIC_BULK_MTU).min(QUIC_BULK_MTU);
+    Config {
+        mtu: config.mtu.min(QUIC_MTU),
+        bulk_mtu: Some(bulk),
+        max_inbound_size: config.max_inbound_size.max(bulk),
+        ..config
+    }
 }

@@ -18,6 +18,7 @@ pub struct QuicRuntime {
     tls: ClusterTls,
     limits: ConnectionLimits,
     idle_timeout: Duration,
+    max_message: usize,
     stats: Arc<QuicStats>,
 }
 
@@ -29,6 +30,7 @@ impl QuicRuntime {
             tls,
             limits: ConnectionLimits::default(),
             idle_timeout: Duration::from_secs(180),
+            max_message: crate::QUIC_BULK_MTU,
             stats: Arc::new(QuicStats::default()),
         }
     }
@@ -56,9 +58,10 @@ impl QuicRuntime {
         let mut t = quinn::TransportConfig::default();
         let idle = quinn::IdleTimeout::try_from(self.idle_timeout).map_err(io::Error::other)?;
         t.max_idle_timeout(Some(idle));
-        // No streams yet: nothing may open one.
+        // Reliable transfers use unidirectional streams, a bounded number at once per peer;
+        // nothing uses bidirectional ones.
         t.max_concurrent_bidi_streams(0u32.into());
-        t.max_concurrent_uni_streams(0u32.into());
+        t.max_concurrent_uni_streams(16u32.into());
         t.datagram_receive_buffer_size(Some(1 << 20));
         // The core's datagrams are capped below the 1,200 bytes every path carries: probing
         // for a larger MTU would only cost padded probe packets on every connection.
@@ -95,6 +98,6 @@ impl Runtime for QuicRuntime {
         let mut client = quinn::ClientConfig::new(Arc::new(client_crypto));
         client.transport_config(transport);
         endpoint.set_default_client_config(client);
-        Ok(Box::new(QuicSocket::start(endpoint, self.stats.clone(), self.limits)))
+        Ok(Box::new(QuicSocket::start(endpoint, self.stats.clone(), self.limits, self.max_message)))
     }
 }

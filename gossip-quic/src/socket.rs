@@ -1,8 +1,9 @@
 //! A quinn endpoint seen as the datagram socket the shared driver expects: each datagram the
 //! core sends to an address goes as a QUIC unreliable datagram on a cached connection to that
-//! address (opened on first use), and datagrams from every connection come out of one queue
-//! tagged with the connection's remote address (the peer's endpoint address, which is its
-//! member address). No protocol logic here: connections, queues and counters only.
+//! address (opened on first use), each reliable transfer (anti-entropy with `bulk_mtu`) on a
+//! unidirectional stream of its own, and what arrives on every connection comes out of one
+//! queue tagged with the connection's remote address (the peer's endpoint address, which is
+//! its member address). No protocol logic here: connections, queues and counters only.
 
 use std::collections::{HashMap, VecDeque};
 use std::io;
@@ -35,6 +36,12 @@ pub struct QuicStats {
     pub connections_refused: AtomicU64,
     /// Datagrams dropped: queues full, too large for the path, or no connection.
     pub datagrams_dropped: AtomicU64,
+    /// Reliable transfers sent on streams.
+    pub streams_sent: AtomicU64,
+    /// Streams that failed: could not be opened or written, or arrived larger than the limit
+    /// or cut short. (A peer opening more streams than QUIC's limit of 16 at once is held
+    /// back by QUIC's own flow control.)
+    pub streams_failed: AtomicU64,
     /// Gauge: connections in the cache.
     pub connections_open: AtomicUsize,
     /// Every live connection, for their transport statistics.
@@ -97,7 +104,7 @@ impl Default for ConnectionLimits {
 }
 
 enum Control {
-    Send(SocketAddr, Bytes),
+    Send(SocketAddr, Bytes, bool),
     Connected(quinn::Connection),
     Failed(SocketAddr),
     Closed(SocketAddr, usize),
@@ -117,7 +124,12 @@ pub struct QuicSocket {
 
 impl QuicSocket {
     /// Starts the endpoint's tasks on the current tokio runtime.
-    pub(crate) fn start(endpoint: quinn::Endpoint, stats: Arc<QuicStats>, limits: ConnectionLimits) -> Self {
+    pub(crate) fn start(
+        endpoint: quinn::Endpoint,
+        stats: Arc<QuicStats>,
+        limits: ConnectionLimits,
+        max_message: usize,
+    ) -> Self {
         let (in_tx, in_rx) = mpsc::channel(INBOUND_QUEUE);
         let (ctl_tx, ctl_rx) = mpsc::channel(OUTBOUND_QUEUE);
         tokio::spawn(accept_loop(endpoint.clone(), ctl_tx.clone(), stats.clone()));
@@ -129,6 +141,7 @@ impl QuicSocket {
             control: ctl_tx.clone(),
             stats: stats.clone(),
             limits,
+            max_message,
             next_id: 0,
         };
         let (stop_tx, stop_rx) = tokio::sync::oneshot::channel();
@@ -146,8 +159,17 @@ impl Drop for QuicSocket {
 impl AsyncUdpSocket for QuicSocket {
     fn poll_send_to(&self, _cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
         // Like UDP: a datagram that cannot be queued is dropped (and counted), not retried.
-        if self.control.try_send(Control::Send(target, Bytes::copy_from_slice(buf))).is_err() {
+        if self.control.try_send(Control::Send(target, Bytes::copy_from_slice(buf), false)).is_err() {
             QuicStats::bump(&self.stats.datagrams_dropped);
+        }
+        Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_send_reliable(&self, _cx: &mut Context<'_>, buf: &[u8], target: SocketAddr) -> Poll<io::Result<usize>> {
+        // A transfer that cannot even be queued is dropped and counted: anti-entropy sends it
+        // again at a later exchange.
+        if self.control.try_send(Control::Send(target, Bytes::copy_from_slice(buf), true)).is_err() {
+            QuicStats::bump(&self.stats.streams_failed);
         }
         Poll::Ready(Ok(buf.len()))
     }
@@ -196,12 +218,15 @@ struct Connections {
     endpoint: quinn::Endpoint,
     /// By remote address: the connection and its id (to tell a replaced one's close apart).
     open: HashMap<SocketAddr, (quinn::Connection, usize)>,
-    /// Datagrams for peers whose connection is being opened.
-    pending: HashMap<SocketAddr, VecDeque<Bytes>>,
+    /// What waits for a peer whose connection is being opened (datagrams, and reliable
+    /// transfers flagged `true`).
+    pending: HashMap<SocketAddr, VecDeque<(Bytes, bool)>>,
     inbound: mpsc::Sender<(Bytes, SocketAddr)>,
     control: mpsc::Sender<Control>,
     stats: Arc<QuicStats>,
     limits: ConnectionLimits,
+    /// Largest reliable transfer accepted from a peer.
+    max_message: usize,
     next_id: usize,
 }
 
@@ -214,7 +239,7 @@ impl Connections {
             };
             let Some(msg) = msg else { break };
             match msg {
-                Control::Send(to, bytes) => self.send(to, bytes),
+                Control::Send(to, bytes, reliable) => self.send(to, bytes, reliable),
                 Control::Connected(conn) => self.connected(conn),
                 Control::Failed(to) => {
                     if let Some(dropped) = self.pending.remove(&to) {
@@ -236,8 +261,12 @@ impl Connections {
         self.stats.connections_open.store(0, Ordering::Relaxed);
     }
 
-    fn send(&mut self, to: SocketAddr, bytes: Bytes) {
+    fn send(&mut self, to: SocketAddr, bytes: Bytes, reliable: bool) {
         if let Some((conn, _)) = self.open.get(&to) {
+            if reliable {
+                send_stream(conn.clone(), bytes, self.stats.clone());
+                return;
+            }
             match conn.send_datagram(bytes.clone()) {
                 Ok(()) => return,
                 Err(quinn::SendDatagramError::ConnectionLost(_)) => {
@@ -256,7 +285,7 @@ impl Connections {
             return;
         }
         let first = queue.is_empty();
-        queue.push_back(bytes);
+        queue.push_back((bytes, reliable));
         if first {
             self.connect(to);
         }
@@ -303,11 +332,32 @@ impl Connections {
         // delivering what arrives on it until it closes.
         self.open.insert(addr, (conn.clone(), id));
         self.stats.track(id, Some(conn.clone()));
-        for bytes in self.pending.remove(&addr).into_iter().flatten() {
-            if conn.send_datagram(bytes).is_err() {
+        for (bytes, reliable) in self.pending.remove(&addr).into_iter().flatten() {
+            if reliable {
+                send_stream(conn.clone(), bytes, self.stats.clone());
+            } else if conn.send_datagram(bytes).is_err() {
                 QuicStats::bump(&self.stats.datagrams_dropped);
             }
         }
+        // Reliable transfers from the peer, one stream each.
+        let (streams_conn, inbound, stats, limit) =
+            (conn.clone(), self.inbound.clone(), self.stats.clone(), self.max_message);
+        tokio::spawn(async move {
+            while let Ok(mut recv) = streams_conn.accept_uni().await {
+                let (inbound, stats) = (inbound.clone(), stats.clone());
+                tokio::spawn(async move {
+                    match recv.read_to_end(limit).await {
+                        Ok(bytes) => {
+                            let _ = inbound.send((Bytes::from(bytes), addr)).await;
+                        }
+                        Err(e) => {
+                            tracing::debug!(error = %e, %addr, "QUIC stream refused");
+                            QuicStats::bump(&stats.streams_failed);
+                        }
+                    }
+                });
+            }
+        });
         let (inbound, control, stats) = (self.inbound.clone(), self.control.clone(), self.stats.clone());
         tokio::spawn(async move {
             while let Ok(bytes) = conn.read_datagram().await {
@@ -319,4 +369,23 @@ impl Connections {
             let _ = control.send(Control::Closed(addr, id)).await;
         });
     }
+}
+
+/// Sends one reliable transfer on a unidirectional stream of its own.
+fn send_stream(conn: quinn::Connection, bytes: Bytes, stats: Arc<QuicStats>) {
+    tokio::spawn(async move {
+        let sent = async {
+            let mut stream = conn.open_uni().await.map_err(io::Error::other)?;
+            stream.write_all(&bytes).await.map_err(io::Error::other)?;
+            stream.finish().map_err(io::Error::other)?;
+            Ok::<(), io::Error>(())
+        };
+        match sent.await {
+            Ok(()) => QuicStats::bump(&stats.streams_sent),
+            Err(e) => {
+                tracing::debug!(error = %e, "QUIC stream not sent");
+                QuicStats::bump(&stats.streams_failed);
+            }
+        }
+    });
 }

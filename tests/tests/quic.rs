@@ -145,3 +145,37 @@ fn quic_and_udp_reach_the_same_membership_outcome() {
     let udp = outcome(udp);
     assert_eq!(quic, udp);
 }
+
+#[test]
+fn a_one_megabyte_value_replicates_over_streams() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let config = gossip_core::Config {
+        kv_limits: gossip_core::antientropy::KvLimits { max_value_len: 1 << 20, ..Default::default() },
+        ..fast_config()
+    };
+    let start = |name: &str, seeds: &[SocketAddr]| {
+        let (handle, events) = gossip_quic::builder(config.clone(), ca.node_tls(name).expect("cert"))
+            .bind(([127, 0, 0, 1], 0))
+            .name(name)
+            .seeds(seeds.iter().copied())
+            .spawn()
+            .expect("QUIC node starts");
+        TestNode::new(handle, events)
+    };
+    let first = start("b0", &[]);
+    let seed = first.addr();
+    let mut nodes = vec![first];
+    for i in 1..4 {
+        nodes.push(start(&format!("b{i}"), &[seed]));
+    }
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    let value: Vec<u8> = (0..1 << 20).map(|i: u32| (i % 251) as u8).collect();
+    nodes[1].handle.set("big", value.clone()).expect("a 1 MB value is accepted over QUIC");
+    let t = wait_until(&mut nodes, Duration::from_secs(20), |ns| {
+        ns.iter().all(|n| n.handle.get("b1", "big").is_some_and(|(v, _)| v == value))
+    });
+    let Some(t) = t else { panic!("the 1 MB value did not reach every node") };
+    eprintln!("a 1 MB value reached 4 QUIC nodes in {t:?}");
+}

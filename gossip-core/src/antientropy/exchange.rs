@@ -34,11 +34,21 @@ use super::KvChange;
 const FRAMING: usize = 48;
 
 impl<A: Address> Node<A> {
-    /// Room for one anti-entropy message after the envelope.
+    /// Room for one message in a datagram after the envelope (rumors, openings, shares).
     pub(crate) fn state_room(&self) -> usize {
+        self.room_within(self.config.mtu)
+    }
+
+    /// Room for one anti-entropy transfer (digest pages, deltas, CRDT pieces): a datagram, or
+    /// `bulk_mtu` when the transport carries those on reliable streams.
+    pub(crate) fn bulk_room(&self) -> usize {
+        self.room_within(self.config.bulk_mtu.unwrap_or(self.config.mtu))
+    }
+
+    fn room_within(&self, size: usize) -> usize {
         let mut header = Vec::new();
         codec::encode_header(&mut header, &self.config.cluster_label, &self.name);
-        self.config.mtu.saturating_sub(header.len() + FRAMING)
+        size.saturating_sub(header.len() + FRAMING)
     }
 
     /// Largest value under `key` whose update fits one anti-entropy datagram, given the MTU
@@ -47,7 +57,7 @@ impl<A: Address> Node<A> {
         // The delta's owner name, generation, flags, versions and list length; the update's
         // key, version and value length prefixes.
         let overhead = self.name.len() + 40 + key.len() + 16;
-        self.state_room().saturating_sub(overhead)
+        self.bulk_room().saturating_sub(overhead)
     }
 
     /// Time for an exchange: the next probe's ping carries the opening hash, so a cluster in
@@ -67,7 +77,7 @@ impl<A: Address> Node<A> {
             return;
         }
         let start = self.state_cursor.clone();
-        let (entries, end) = self.state.digest_from(&start, self.state_room());
+        let (entries, end) = self.state.digest_from(&start, self.bulk_room());
         // Next time, the next range (or from the start again).
         self.state_cursor = end.clone().unwrap_or_default();
         let message = Message::StateDigest { start, end, entries, reply: true };
@@ -86,7 +96,7 @@ impl<A: Address> Node<A> {
             &entries,
             &start,
             end.as_deref(),
-            self.state_room(),
+            self.bulk_room(),
             self.config.state_sync_datagrams,
             self.rng.random(),
         );
@@ -112,7 +122,7 @@ impl<A: Address> Node<A> {
     /// Sends our digest of the range from `start` to `end`, cut at the MTU like any page (what
     /// does not fit waits for a later round); `reply` asks the peer for its digest back.
     fn send_state_digest(&mut self, to: &A, start: CompactString, end: Option<CompactString>, reply: bool) {
-        let (mine, cut) = self.state.digest_from(&start, self.state_room());
+        let (mine, cut) = self.state.digest_from(&start, self.bulk_room());
         let end = match (cut, end) {
             (Some(c), Some(e)) => Some(c.min(e)),
             (c, e) => c.or(e),

@@ -326,7 +326,7 @@ impl<A: Address> Node<A> {
             return;
         }
         let start = self.crdts.cursor.clone();
-        let (entries, end) = self.crdts.digest_from(&start, self.state_room());
+        let (entries, end) = self.crdts.digest_from(&start, self.bulk_room());
         self.crdts.cursor = end.clone().unwrap_or_default();
         let message = Message::CrdtDigest { start, end, entries, reply: true };
         self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
@@ -352,7 +352,7 @@ impl<A: Address> Node<A> {
         // (only on the first leg, the one that asks for a reply: the other side would
         // otherwise open the same comparison), and each side then sends the buckets that differ.
         // Which objects go first rotates, so a burst too small for all still covers each in turn.
-        let room = self.state_room();
+        let room = self.bulk_room();
         let mut budget = self.config.state_sync_datagrams;
         let first = if differing.is_empty() { 0 } else { self.rng.random_range(0..differing.len()) };
         for name in differing.iter().cycle().skip(first).take(differing.len()) {
@@ -394,7 +394,7 @@ impl<A: Address> Node<A> {
             self.metrics.crdt_refused += 1;
             return;
         }
-        let room = self.state_room().saturating_sub(object.len() + 16);
+        let room = self.bulk_room().saturating_sub(object.len() + 16);
         let Some(mine) = self.crdts.objects.get_mut(&object) else {
             return; // unknown here: the peer's pieces will come when it compares our digest
         };

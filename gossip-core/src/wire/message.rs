@@ -367,6 +367,19 @@ impl MessageKind {
 }
 
 impl<A> Message<A> {
+    /// Whether this is an anti-entropy transfer (digest pages, deltas, CRDT state): what may
+    /// exceed a datagram and travel on a reliable stream with `Config::bulk_mtu`.
+    pub fn is_bulk_transfer(&self) -> bool {
+        matches!(
+            self,
+            Message::StateDigest { .. }
+                | Message::StateDelta { .. }
+                | Message::CrdtDigest { .. }
+                | Message::CrdtState { .. }
+                | Message::CrdtBuckets { .. }
+        )
+    }
+
     /// The kind of this message.
     pub fn kind(&self) -> MessageKind {
         match self {
