@@ -24,6 +24,9 @@ const INBOUND_QUEUE: usize = 4096;
 const OUTBOUND_QUEUE: usize = 4096;
 /// Datagrams kept for a peer while its connection is being opened.
 const PENDING_PER_PEER: usize = 64;
+/// Incoming streams being read at once, all peers together (QUIC itself holds each peer to
+/// 16 at once); further ones are refused and counted.
+const STREAMS_IN_FLIGHT: usize = 256;
 
 /// Counters of the QUIC transport (shared with [`crate::QuicRuntime::stats`]).
 #[derive(Debug, Default)]
@@ -42,6 +45,10 @@ pub struct QuicStats {
     /// or cut short. (A peer opening more streams than QUIC's limit of 16 at once is held
     /// back by QUIC's own flow control.)
     pub streams_failed: AtomicU64,
+    /// Incoming streams refused because too many were being read at once.
+    pub streams_refused: AtomicU64,
+    /// Gauge: incoming streams being read.
+    pub streams_in_flight: AtomicUsize,
     /// Gauge: connections in the cache.
     pub connections_open: AtomicUsize,
     /// Every live connection, for their transport statistics.
@@ -344,6 +351,12 @@ impl Connections {
             (conn.clone(), self.inbound.clone(), self.stats.clone(), self.max_message);
         tokio::spawn(async move {
             while let Ok(mut recv) = streams_conn.accept_uni().await {
+                if stats.streams_in_flight.fetch_add(1, Ordering::Relaxed) >= STREAMS_IN_FLIGHT {
+                    stats.streams_in_flight.fetch_sub(1, Ordering::Relaxed);
+                    QuicStats::bump(&stats.streams_refused);
+                    let _ = recv.stop(1u32.into());
+                    continue;
+                }
                 let (inbound, stats) = (inbound.clone(), stats.clone());
                 tokio::spawn(async move {
                     match recv.read_to_end(limit).await {
@@ -355,6 +368,7 @@ impl Connections {
                             QuicStats::bump(&stats.streams_failed);
                         }
                     }
+                    stats.streams_in_flight.fetch_sub(1, Ordering::Relaxed);
                 });
             }
         });

@@ -179,3 +179,43 @@ fn a_one_megabyte_value_replicates_over_streams() {
     let Some(t) = t else { panic!("the 1 MB value did not reach every node") };
     eprintln!("a 1 MB value reached 4 QUIC nodes in {t:?}");
 }
+
+/// A member of the cluster (valid certificate) floods a node with thousands of junk streams
+/// and datagrams: every one is dropped and counted, and membership stays intact.
+#[test]
+fn flood_of_junk_streams_and_datagrams_from_a_member_is_survived() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let mut nodes = quic_cluster(&ca, 3, "f");
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    let target = nodes[0].addr();
+    let tls = ca.node_tls("flooder").expect("cert");
+    let client_tls = tls.client_config().expect("client TLS");
+    let flood = async move {
+        let crypto = quinn::crypto::rustls::QuicClientConfig::try_from(client_tls).expect("QUIC TLS");
+        let mut endpoint = quinn::Endpoint::client(([127, 0, 0, 1], 0).into()).expect("endpoint");
+        endpoint.set_default_client_config(quinn::ClientConfig::new(std::sync::Arc::new(crypto)));
+        let conn =
+            endpoint.connect(target, gossip_quic::tls::CLUSTER_SERVER_NAME).expect("connect").await.expect("handshake");
+        for i in 0..2_000u32 {
+            let junk = i.to_le_bytes().repeat(50);
+            let Ok(mut stream) = conn.open_uni().await else { break };
+            let _ = stream.write_all(&junk).await;
+            let _ = stream.finish();
+            let _ = conn.send_datagram(junk.into());
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        conn.close(0u32.into(), b"done");
+    };
+    std::thread::scope(|s| {
+        s.spawn(|| tokio_runtime().block_on(flood));
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let m = nodes[0].handle.metrics();
+    assert!(m.dropped_total() >= 2_000, "junk was not dropped and counted: {}", m.dropped_total());
+    assert!(nodes[0].handle.is_running());
+    let intact = wait_until(&mut nodes, Duration::from_secs(10), |ns| converged(ns));
+    assert!(intact.is_some(), "membership disturbed by the flood: {}", view_summary(&nodes));
+    assert!(nodes.iter().all(|n| n.handle.member("flooder").is_none()), "junk made a member");
+}
