@@ -123,11 +123,7 @@ impl<A: Address> Node<A> {
     /// does not fit waits for a later round); `reply` asks the peer for its digest back.
     fn send_state_digest(&mut self, to: &A, start: CompactString, end: Option<CompactString>, reply: bool) {
         let (mine, cut) = self.state.digest_from(&start, self.bulk_room());
-        let end = match (cut, end) {
-            (Some(c), Some(e)) => Some(c.min(e)),
-            (c, e) => c.or(e),
-        };
-        let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.node < *e)).collect();
+        let (mine, end) = super::reply_page(mine, cut, end, |d| d.node.as_str());
         let message = Message::StateDigest { start, end, entries: mine, reply };
         self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
     }

@@ -14,3 +14,22 @@ mod exchange;
 pub mod store;
 
 pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelta, ParticipantDigest};
+
+use compact_str::CompactString;
+
+/// A reply page of a name-range digest (key/values and CRDT objects alike): our entries from
+/// the peer's `start`, cut where our page was cut (`cut`) or where the peer's ended (`end`),
+/// whichever comes first, so both sides compare the same range.
+pub(crate) fn reply_page<T>(
+    entries: Vec<T>,
+    cut: Option<CompactString>,
+    end: Option<CompactString>,
+    name: impl Fn(&T) -> &str,
+) -> (Vec<T>, Option<CompactString>) {
+    let end = match (cut, end) {
+        (Some(c), Some(e)) => Some(c.min(e)),
+        (c, e) => c.or(e),
+    };
+    let entries = entries.into_iter().filter(|d| end.as_deref().is_none_or(|e| name(d) < e)).collect();
+    (entries, end)
+}

@@ -119,6 +119,14 @@ impl CausalContext {
         out
     }
 
+    /// The removed dots (the context without `live`) in pieces of about `budget` encoded
+    /// bytes: what a dot store's split adds to its live entries.
+    pub(crate) fn removed_pieces(&self, live: &BTreeSet<Dot>, budget: usize) -> Vec<CausalContext> {
+        /// Bytes of one encoded interval at most (replica, two varints, framing).
+        const INTERVAL_BYTES: usize = 32;
+        self.without(live).split((budget / INTERVAL_BYTES).max(1))
+    }
+
     /// Splits into contexts of at most `intervals` intervals each, whose join is this one.
     pub fn split(&self, intervals: usize) -> Vec<CausalContext> {
         let intervals = intervals.max(1);

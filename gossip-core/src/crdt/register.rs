@@ -8,9 +8,6 @@ use serde_bytes::ByteBuf;
 use super::context::{CausalContext, Dot};
 use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
 
-/// Bytes of one encoded context interval at most (replica, two varints, framing).
-const INTERVAL_BYTES: usize = 32;
-
 /// One write to a [`LwwRegister`]: ordered by (Lamport counter, replica, value).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct LwwWrite {
@@ -161,8 +158,7 @@ impl Crdt for MvRegister {
         });
         let removed = self
             .context
-            .without(&self.dots())
-            .split((budget / INTERVAL_BYTES).max(1))
+            .removed_pieces(&self.dots(), budget)
             .into_iter()
             .map(|context| MvRegister { entries: BTreeMap::new(), context });
         live.chain(removed).collect()

@@ -373,11 +373,7 @@ impl<A: Address> Node<A> {
         }
         if reply {
             let (mine, cut) = self.crdts.digest_from(&start, room);
-            let end = match (cut, end) {
-                (Some(c), Some(e)) => Some(c.min(e)),
-                (c, e) => c.or(e),
-            };
-            let mine = mine.into_iter().filter(|d| end.as_ref().is_none_or(|e| d.name < *e)).collect();
+            let (mine, end) = crate::antientropy::reply_page(mine, cut, end, |d| d.name.as_str());
             let message = Message::CrdtDigest { start, end, entries: mine, reply: false };
             self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
         }

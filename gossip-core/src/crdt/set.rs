@@ -8,9 +8,6 @@ use serde_bytes::ByteBuf;
 use super::context::{CausalContext, Dot};
 use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
 
-/// Bytes of one encoded context interval at most.
-const INTERVAL_BYTES: usize = 32;
-
 /// A set of byte strings where an add concurrent with a remove of the same element wins: a
 /// remove only takes away the adds its replica had seen (their dots), so an add it had not
 /// seen survives it.
@@ -114,8 +111,7 @@ impl Crdt for AwSet {
         });
         let removed = self
             .context
-            .without(&self.dots())
-            .split((budget / INTERVAL_BYTES).max(1))
+            .removed_pieces(&self.dots(), budget)
             .into_iter()
             .map(|context| AwSet { entries: BTreeMap::new(), context });
         live.chain(removed).collect()
