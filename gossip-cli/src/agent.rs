@@ -29,7 +29,16 @@ use crate::local::{self, RuntimeKind};
     srem NAME ITEM   remove ITEM from the set NAME\n  \
     smembers NAME    print the set's items as this node knows them\n  \
     agg NAME VALUE   contribute VALUE (a number, or - to stop) to the aggregate NAME\n  \
-    estimate NAME    print this node's estimate of NAME: sum, count, average")]
+    estimate NAME    print this node's estimate of NAME: sum, count, average\n  \
+    key install HEX  add a key to the keyring (it opens; a node without one starts in open mode)\n  \
+    key use ID       make an installed key the one that seals\n  \
+    key remove ID    remove a key (not the primary)\n  \
+    key list         print the key ids (primary first) and the seal mode\n  \
+    seal MODE        open (read sealed, send plain) | seal (send sealed, read both) | require\n\n\
+Keyring file: one 64-hex-digit key per line (`gossip keygen`), the first seals; # comments.\n\
+Rotating: `key install NEW` on every node, then `key use NEW_ID` on every node, then\n\
+`key remove OLD_ID`. A node that was away during a rotation drops what it cannot open\n\
+(counted as `unopenable`, with a warning): install the current key on it.")]
 pub struct AgentArgs {
     /// Address to bind, e.g. 127.0.0.1:7946 (or 0.0.0.0:7946 with --advertise).
     #[arg(long)]
@@ -59,9 +68,13 @@ pub struct AgentArgs {
     /// Member name (default: the bind address).
     #[arg(long)]
     name: Option<String>,
-    /// Keyring file for encryption (arrives with the security layer).
+    /// Keyring file: every datagram sealed with ChaCha20-Poly1305 (see `gossip keygen`).
     #[arg(long)]
     keyring: Option<std::path::PathBuf>,
+    /// With --keyring: open (read sealed, send plain), seal (send sealed, read both) or
+    /// require (the default).
+    #[arg(long, value_enum, default_value_t = SealArg::Require)]
+    seal_mode: SealArg,
     /// Key/value pair KEY=VALUE this node sets at start; repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
@@ -78,9 +91,7 @@ pub fn run(args: AgentArgs) -> Result<(), String> {
     } else if args.ca.is_some() || args.cert.is_some() || args.key.is_some() {
         return Err("--ca, --cert and --key are for --transport quic".into());
     }
-    if args.keyring.is_some() {
-        return Err("--keyring: encryption is not implemented yet (security layer)".into());
-    }
+
     for pair in &args.set {
         if !pair.contains('=') {
             return Err(format!("--set {pair}: expected KEY=VALUE"));
@@ -131,8 +142,40 @@ fn event_json(event: &Event<SocketAddr>) -> Value {
     }
 }
 
+/// Seal modes on the command line.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum SealArg {
+    /// Open sealed datagrams, send plaintext.
+    Open,
+    /// Send sealed, accept both.
+    Seal,
+    /// Send sealed, drop plaintext.
+    Require,
+}
+
+impl SealArg {
+    fn mode(self) -> gossip_core::wire::security::SealMode {
+        use gossip_core::wire::security::SealMode;
+        match self {
+            SealArg::Open => SealMode::Open,
+            SealArg::Seal => SealMode::Seal,
+            SealArg::Require => SealMode::Require,
+        }
+    }
+}
+
 async fn agent(args: AgentArgs) -> Result<(), String> {
-    let config = Config::lan();
+    let keyring = match &args.keyring {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--keyring {}: {e}", path.display()))?;
+            Some(
+                gossip_core::wire::security::Keyring::parse(&text)
+                    .map_err(|e| format!("--keyring {}: {e}", path.display()))?,
+            )
+        }
+        None => None,
+    };
+    let config = Config { keyring, seal_mode: args.seal_mode.mode(), ..Config::lan() };
     let name = args.name.clone().unwrap_or_else(|| args.bind.to_string());
     let quic_tls = match (&args.ca, &args.cert, &args.key) {
         (Some(ca), Some(cert), Some(key)) => {
@@ -250,6 +293,11 @@ fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
                 .collect();
             out!("{}", json!({"event": "keys", "node": rest, "keys": keys}));
         }
+        "key" | "seal" => {
+            if let Err(e) = keyring_command(handle, cmd, rest) {
+                out!("{}", json!({"event": "error", "command": cmd, "error": e}));
+            }
+        }
         "incr" | "decr" | "counter" | "sadd" | "srem" | "smembers" | "agg" | "estimate" => {
             if let Err(e) = replicated(handle, cmd, rest) {
                 out!("{}", json!({"event": "error", "command": cmd, "error": e}));
@@ -258,6 +306,35 @@ fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
         other => out!("{}", json!({"event": "error", "command": other, "error": "unknown command"})),
     }
     false
+}
+
+/// `key install|use|remove|list` and `seal MODE`.
+fn keyring_command(handle: &gossip_tokio::Handle, cmd: &str, rest: &str) -> Result<(), String> {
+    use gossip_core::wire::security::{Key, SealMode};
+    let (sub, arg) = rest.split_once(' ').map_or((rest, ""), |(s, a)| (s, a.trim()));
+    match (cmd, sub) {
+        ("seal", mode) => {
+            let mode = match mode {
+                "open" => SealMode::Open,
+                "seal" => SealMode::Seal,
+                "require" => SealMode::Require,
+                other => return Err(format!("{other:?}: expected open, seal or require")),
+            };
+            handle.set_seal_mode(mode).map_err(|e| e.to_string())?;
+        }
+        ("key", "install") => {
+            let key = Key::from_hex(arg).map_err(|e| e.to_string())?;
+            handle.install_key(key).map_err(|e| e.to_string())?;
+        }
+        ("key", "use") => handle.use_key(arg).map_err(|e| e.to_string())?,
+        ("key", "remove") => handle.remove_key(arg).map_err(|e| e.to_string())?,
+        ("key", "list") => {}
+        (_, other) => return Err(format!("{other:?}: expected install HEX, use ID, remove ID or list")),
+    }
+    let (ids, mode) =
+        handle.keyring().map_or((Vec::new(), None), |(ids, m)| (ids, Some(format!("{m:?}").to_lowercase())));
+    out!("{}", json!({"event": "keyring", "keys": ids, "seal_mode": mode}));
+    Ok(())
 }
 
 /// The CRDT and aggregate commands.

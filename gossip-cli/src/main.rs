@@ -20,6 +20,7 @@ mod agent;
 mod certs;
 mod cluster;
 mod demo;
+mod keygen;
 mod local;
 mod plot;
 mod sim;
@@ -46,6 +47,8 @@ enum Command {
     Sim(sim::SimArgs),
     /// Generate a cluster CA and node certificates for the QUIC transport.
     Certs(certs::CertsArgs),
+    /// Generate a key for the keyring (datagram encryption).
+    Keygen(keygen::KeygenArgs),
 }
 
 fn main() {
@@ -56,6 +59,7 @@ fn main() {
         Command::Cluster(args) => cluster::run(args),
         Command::Sim(args) => sim::run(args),
         Command::Certs(args) => certs::run(args),
+        Command::Keygen(args) => keygen::run(args),
     };
     if let Err(e) = result {
         eprintln!("gossip: {e}");

@@ -200,6 +200,15 @@ pub struct Config {
     /// How long a deleted key's tombstone is kept: a member away longer than this gets the
     /// owner's full state instead of a delta. (Cassandra: `gc_grace_seconds`)
     pub tombstone_grace: Duration,
+    /// Keys sealing every datagram (ChaCha20-Poly1305; see [`crate::wire::security`]);
+    /// `None`: plaintext. With keys, the core packs datagrams `SEAL_OVERHEAD` (29) bytes
+    /// shorter so that sealed ones still fit `mtu`. (memberlist: `Keyring`)
+    pub keyring: Option<crate::wire::security::Keyring>,
+    /// With a keyring: whether this node only opens sealed datagrams, also seals, or also
+    /// requires them. Turn encryption on across a running cluster one mode at a time on every
+    /// node: `Open`, then `Seal`, then `Require`. (memberlist: `GossipVerifyIncoming`,
+    /// `GossipVerifyOutgoing`)
+    pub seal_mode: crate::wire::security::SealMode,
     /// Phi accrual failure detection over the arrival times of every datagram members send
     /// (see [`PhiAccrual`]); `None` (the presets) keeps no per-member arrival state.
     pub phi_accrual: Option<PhiAccrual>,
@@ -299,6 +308,8 @@ impl Config {
             kv_limits: crate::antientropy::KvLimits::default(),
             tombstone_grace: Duration::from_secs(3600),
             phi_accrual: None,
+            keyring: None,
+            seal_mode: crate::wire::security::SealMode::Require,
         }
     }
 
@@ -447,7 +458,8 @@ impl Config {
         if !(self.broadcast_share > 0.0 && self.broadcast_share < 1.0) {
             return Err(ConfigError::BadShare(self.broadcast_share));
         }
-        let min = self.min_mtu();
+        let seal = if self.keyring.is_some() { crate::wire::security::SEAL_OVERHEAD } else { 0 };
+        let min = self.min_mtu() + seal;
         if self.mtu < min {
             return Err(ConfigError::MtuTooSmall { mtu: self.mtu, min });
         }

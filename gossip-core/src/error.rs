@@ -19,6 +19,10 @@ pub enum HandleError {
     /// The datagram claims to come from this node itself.
     #[error("datagram claims to come from this node")]
     FromSelf,
+    /// Sealing refused it: plaintext where sealing is required, no key opens it, or a replay
+    /// (the [`DropReason`](crate::DropReason) name).
+    #[error("datagram refused by the keyring: {0}")]
+    Sealing(&'static str),
 }
 
 /// Why a command was refused. Nothing changed.
@@ -42,6 +46,10 @@ pub enum CommandError {
     /// An aggregate's name or value was refused, or there are too many aggregates.
     #[error("aggregate refused: {0}")]
     BadAggregate(String),
+    /// A keyring command was refused.
+    #[error(transparent)]
+    Key(#[from] crate::wire::security::KeyError),
+
     /// A CRDT update was refused.
     #[error(transparent)]
     Crdt(#[from] crate::crdt::CrdtError),

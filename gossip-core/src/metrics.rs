@@ -23,11 +23,18 @@ pub enum DropReason {
     FromSelf,
     /// A ping for another member arrived here (a different node now owns the address).
     WrongTarget,
+    /// Plaintext while this node requires sealed datagrams.
+    Unsealed,
+    /// Sealed, and no key in the ring opens it: tampered, sealed with a key this node does not
+    /// hold, for another cluster, or this node holds no keyring.
+    Unopenable,
+    /// Sealed and authentic, but seen before (or older than the replay window).
+    Replayed,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 9] = [
+    pub const ALL: [DropReason; 12] = [
         DropReason::Empty,
         DropReason::Oversized,
         DropReason::UnknownVersion,
@@ -37,6 +44,9 @@ impl DropReason {
         DropReason::InvalidName,
         DropReason::FromSelf,
         DropReason::WrongTarget,
+        DropReason::Unsealed,
+        DropReason::Unopenable,
+        DropReason::Replayed,
     ];
 
     /// Short lowercase name.
@@ -51,6 +61,9 @@ impl DropReason {
             DropReason::InvalidName => "invalid_name",
             DropReason::FromSelf => "from_self",
             DropReason::WrongTarget => "wrong_target",
+            DropReason::Unsealed => "unsealed",
+            DropReason::Unopenable => "unopenable",
+            DropReason::Replayed => "replayed",
         }
     }
 
@@ -87,7 +100,7 @@ pub struct Metrics {
     pub message_bytes_out: [u64; MessageKind::COUNT],
     /// Dropped datagrams, by [`DropReason`] index (for [`DropReason::WrongTarget`]: dropped
     /// pings, counted per message).
-    pub drops: [u64; 9],
+    pub drops: [u64; 12],
     /// Direct probes started.
     pub probes: u64,
     /// Probes that fell back to indirect probing.

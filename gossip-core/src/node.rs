@@ -130,6 +130,8 @@ pub struct Node<A: Address> {
     /// The replicated key/value state.
     pub(crate) state: crate::antientropy::KvStore,
     pub(crate) crdts: crate::crdt::replication::Crdts,
+    /// Keyring, mode, nonce counter and replay windows, with encryption on.
+    pub(crate) sealer: Option<crate::wire::security::Sealer>,
     pub(crate) aggregates: crate::aggregate::Aggregates,
     /// Where the next anti-entropy digest page starts.
     pub(crate) state_cursor: CompactString,
@@ -179,11 +181,20 @@ pub struct Node<A: Address> {
 impl<A: Address> Node<A> {
     /// Creates a node. It is alone until [`join`](Node::join) is called (or another node
     /// joins through it). `rng_seed` drives every random choice.
-    pub fn new(config: Config, identity: Identity<A>, rng_seed: u64, now: Instant) -> Result<Self, NewNodeError> {
+    pub fn new(mut config: Config, identity: Identity<A>, rng_seed: u64, now: Instant) -> Result<Self, NewNodeError> {
         config.validate()?;
         check_name("name", &identity.name, false)?;
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let keys: [u64; 4] = rng.random();
+        // Nonce prefix: random, and different for every life of the node even with one seed.
+        let life = xxhash_rust::xxh3::xxh3_64_with_seed(identity.name.as_bytes(), identity.generation) as u32;
+        let prefix = (rng.random::<u32>() ^ life).to_be_bytes();
+        let sealer = config.keyring.take().map(|ring| {
+            use crate::wire::security::SEAL_OVERHEAD;
+            config.mtu -= SEAL_OVERHEAD;
+            config.bulk_mtu = config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
+            crate::wire::security::Sealer::new(ring, config.seal_mode, prefix)
+        });
         let mut node = Node {
             name: identity.name.as_str().into(),
             addr: identity.addr,
@@ -202,6 +213,7 @@ impl<A: Address> Node<A> {
             ),
             state_cursor: CompactString::default(),
             crdts: Default::default(),
+            sealer,
             aggregates: Default::default(),
             state_syn_due: false,
             state_continued: VecDeque::new(),
@@ -261,6 +273,30 @@ impl<A: Address> Node<A> {
     pub fn handle_message(&mut self, now: Instant, from: A, bytes: &[u8]) -> Result<(), HandleError> {
         self.metrics.packets_in += 1;
         self.metrics.bytes_in += bytes.len() as u64;
+        let opened;
+        let bytes = match self.unseal(bytes) {
+            Ok(Some(plain)) => {
+                opened = plain;
+                opened.as_slice()
+            }
+            Ok(None) => bytes,
+            Err(reason) => {
+                self.metrics.drops[reason as usize] += 1;
+                let n = self.metrics.drops[reason as usize];
+                if reason == DropReason::Unopenable && n.is_power_of_two() {
+                    // Said now and then, not for every datagram.
+                    tracing::warn!(
+                        node = %self.name,
+                        ?from,
+                        count = n,
+                        "sealed datagrams that no key in the ring opens: if the cluster rotated its keys while \
+                         this node was away, install the current key (Node::install_key; agent: `key install HEX`)"
+                    );
+                }
+                tracing::debug!(?from, reason = reason.name(), "datagram dropped");
+                return Err(HandleError::Sealing(reason.name()));
+            }
+        };
         let decoded = self.decode(bytes);
         let (sender, messages) = match decoded {
             Ok(v) => v,
@@ -269,6 +305,8 @@ impl<A: Address> Node<A> {
                     HandleError::Decode(d) => DropReason::of(d),
                     HandleError::InvalidName => DropReason::InvalidName,
                     HandleError::FromSelf => DropReason::FromSelf,
+                    // Refused by the keyring before decoding, counted there.
+                    HandleError::Sealing(_) => DropReason::Unopenable,
                 };
                 self.metrics.drops[reason as usize] += 1;
                 tracing::debug!(?from, error = %e, "datagram dropped");
@@ -284,6 +322,83 @@ impl<A: Address> Node<A> {
             self.on_message(now, &from, message);
         }
         Ok(())
+    }
+
+    /// Opens a sealed datagram (`Some(plaintext)`), passes a plain one through (`None`), or
+    /// says why it is refused.
+    fn unseal(&mut self, bytes: &[u8]) -> Result<Option<Vec<u8>>, DropReason> {
+        use crate::wire::security::{OpenError, SealMode, SEALED};
+        let sealed = bytes.first() == Some(&SEALED);
+        match (&mut self.sealer, sealed) {
+            (None, false) => Ok(None),
+            (None, true) => Err(DropReason::Unopenable),
+            (Some(s), false) if s.mode == SealMode::Require => Err(DropReason::Unsealed),
+            (Some(_), false) => Ok(None),
+            (Some(s), true) => match s.open(bytes, &self.config.cluster_label) {
+                Ok(plain) => Ok(Some(plain)),
+                Err(OpenError::Truncated) => Err(DropReason::Truncated),
+                Err(OpenError::Unopenable) => Err(DropReason::Unopenable),
+                Err(OpenError::Replayed) => Err(DropReason::Replayed),
+            },
+        }
+    }
+
+    /// Installs a key that opens datagrams (and seals them once made primary). A node without
+    /// a keyring gets one holding just this key, in [`SealMode::Open`](crate::wire::security::SealMode):
+    /// it opens sealed datagrams and still sends plaintext until told to seal.
+    pub fn install_key(&mut self, key: crate::wire::security::Key) -> Result<(), CommandError> {
+        use crate::wire::security::{Keyring, SealMode, Sealer, SEAL_OVERHEAD};
+        match &mut self.sealer {
+            Some(s) => s.keyring.install(key),
+            None => {
+                let mtu = self.config.mtu.saturating_sub(SEAL_OVERHEAD);
+                if mtu < self.config.min_mtu() {
+                    let min = self.config.min_mtu();
+                    return Err(crate::wire::security::KeyError::MtuTooSmall { mtu, min }.into());
+                }
+                self.config.mtu = mtu;
+                self.config.bulk_mtu = self.config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
+                let life = xxhash_rust::xxh3::xxh3_64_with_seed(self.name.as_bytes(), self.generation) as u32;
+                let prefix = (self.rng.random::<u32>() ^ life).to_be_bytes();
+                self.sealer = Some(Sealer::new(Keyring::new(vec![key])?, SealMode::Open, prefix));
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes the installed key `id` ([`Key::id`](crate::wire::security::Key::id)) the one
+    /// that seals.
+    pub fn use_key(&mut self, id: &str) -> Result<(), CommandError> {
+        let s = self.sealer.as_mut().ok_or(crate::wire::security::KeyError::Empty)?;
+        Ok(s.keyring.use_key(id)?)
+    }
+
+    /// Removes the key `id` (not the primary one).
+    pub fn remove_key(&mut self, id: &str) -> Result<(), CommandError> {
+        let s = self.sealer.as_mut().ok_or(crate::wire::security::KeyError::Empty)?;
+        Ok(s.keyring.remove(id)?)
+    }
+
+    /// Sets how this node seals (see [`SealMode`](crate::wire::security::SealMode)).
+    pub fn set_seal_mode(&mut self, mode: crate::wire::security::SealMode) -> Result<(), CommandError> {
+        let s = self.sealer.as_mut().ok_or(crate::wire::security::KeyError::Empty)?;
+        s.mode = mode;
+        Ok(())
+    }
+
+    /// The ids of the installed keys, the primary first, and the seal mode; `None` without
+    /// a keyring.
+    pub fn keyring(&self) -> Option<(Vec<String>, crate::wire::security::SealMode)> {
+        self.sealer.as_ref().map(|s| (s.keyring.keys().iter().map(|k| k.id()).collect(), s.mode))
+    }
+
+    /// Seals an outgoing datagram when this node seals.
+    fn seal_outgoing(&mut self, plain: Vec<u8>) -> Vec<u8> {
+        use crate::wire::security::SealMode;
+        match &mut self.sealer {
+            Some(s) if s.mode != SealMode::Open => s.seal(&plain, &self.config.cluster_label),
+            _ => plain,
+        }
     }
 
     /// Decodes and validates a whole datagram before anything is applied.
@@ -483,6 +598,7 @@ impl<A: Address> Node<A> {
                 self.metrics.packets_out += 1;
                 self.metrics.bytes_out += self.buf.len() as u64;
                 let contents = std::mem::take(&mut self.buf);
+                let contents = self.seal_outgoing(contents);
                 return Some(Transmit { destination: out.dest, contents, reliable: true });
             }
             let piggyback = out.piggyback | self.coalesce_direct(&out.dest);
@@ -494,7 +610,9 @@ impl<A: Address> Node<A> {
             }
             self.metrics.packets_out += 1;
             self.metrics.bytes_out += self.buf.len() as u64;
-            return Some(Transmit { destination: out.dest, contents: self.buf.clone(), reliable: false });
+            let contents = self.buf.clone();
+            let contents = self.seal_outgoing(contents);
+            return Some(Transmit { destination: out.dest, contents, reliable: false });
         }
         None
     }

@@ -193,6 +193,33 @@ impl Handle {
         self.shared().lock().node.aggregate(name)
     }
 
+    /// Installs a key in the node's keyring (it opens sealed datagrams; a node without a
+    /// keyring starts one in `SealMode::Open`). See `gossip_core::wire::security` for the
+    /// rotation steps.
+    pub fn install_key(&self, key: gossip_core::wire::security::Key) -> Result<(), DriverError> {
+        self.command(|node, _| node.install_key(key).map_err(DriverError::from))
+    }
+
+    /// Makes installed key `id` the one that seals.
+    pub fn use_key(&self, id: &str) -> Result<(), DriverError> {
+        self.command(|node, _| node.use_key(id).map_err(DriverError::from))
+    }
+
+    /// Removes key `id` (not the primary one).
+    pub fn remove_key(&self, id: &str) -> Result<(), DriverError> {
+        self.command(|node, _| node.remove_key(id).map_err(DriverError::from))
+    }
+
+    /// Sets whether the node only opens, also seals, or requires sealed datagrams.
+    pub fn set_seal_mode(&self, mode: gossip_core::wire::security::SealMode) -> Result<(), DriverError> {
+        self.command(|node, _| node.set_seal_mode(mode).map_err(DriverError::from))
+    }
+
+    /// The installed key ids (primary first) and the seal mode; `None` without a keyring.
+    pub fn keyring(&self) -> Option<(Vec<String>, gossip_core::wire::security::SealMode)> {
+        self.shared().lock().node.keyring()
+    }
+
     /// A new stream of this node's events from now on, with its own queue.
     pub fn subscribe(&self) -> EventStream {
         let mut st = self.shared().lock();

@@ -6,6 +6,7 @@
 pub(crate) mod bounded;
 pub mod codec;
 mod message;
+pub mod security;
 
 pub use codec::{DecodeError, Envelope, Header, PROTOCOL_VERSION};
 pub use message::{MemberRecord, MemberState, Message, MessageKind, StateContinuation, ViewEnd};

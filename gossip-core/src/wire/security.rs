@@ -1,0 +1,354 @@
+//! Sealed datagrams: a keyring of ChaCha20-Poly1305 keys (RustCrypto), replay protection.
+//!
+//! A sealed datagram is `[SEALED][prefix: 4][counter: 8][ciphertext + tag: 16]`: the plaintext
+//! is the ordinary datagram (version byte, envelope, messages); the nonce is the sender's
+//! prefix (random for each node life) and a counter it never repeats; the associated data is
+//! the marker byte and the cluster label, so a datagram sealed for another cluster does not
+//! open here. The primary key (the first) seals; every key in the ring opens, which is what
+//! lets a key rotate without a stranded node: install the new key everywhere, make it primary
+//! everywhere, then remove the old one.
+//!
+//! Replays: each receiver keeps, per sender prefix (a bounded number of them), the highest
+//! counter seen and a 64-counter window below it; a counter seen before, or older than the
+//! window, is refused.
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{ChaCha20Poly1305, Nonce};
+use thiserror::Error;
+
+/// First byte of a sealed datagram (a plain one starts with the protocol version).
+pub const SEALED: u8 = 0xE1;
+
+/// Bytes sealing adds to a datagram: marker, prefix, counter and tag.
+pub const SEAL_OVERHEAD: usize = 1 + 4 + 8 + 16;
+
+/// Senders whose replay windows are kept; the least recently heard is forgotten first.
+const MAX_SENDERS: usize = 16_384;
+
+/// A 256-bit key.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Key([u8; 32]);
+
+impl fmt::Debug for Key {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Key({})", self.id()) // never the key itself
+    }
+}
+
+/// Why a key or keyring was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum KeyError {
+    /// A key is 64 hexadecimal digits (32 bytes).
+    #[error("a key is 64 hexadecimal digits (32 bytes)")]
+    BadKey,
+    /// A keyring holds at least one key.
+    #[error("the keyring is empty")]
+    Empty,
+    /// The key is not in the ring.
+    #[error("key {0} is not in the keyring")]
+    Unknown(String),
+    /// The MTU leaves no room for sealing.
+    #[error("mtu {mtu} leaves less than the {min} bytes a sealed datagram needs")]
+    MtuTooSmall {
+        /// The MTU once sealing's overhead is taken off.
+        mtu: usize,
+        /// What the configuration needs.
+        min: usize,
+    },
+    /// The primary key cannot be removed (make another primary first).
+    #[error("key {0} is the primary key: make another key primary before removing it")]
+    RemovePrimary(String),
+}
+
+impl Key {
+    /// From 32 bytes (use a CSPRNG, for instance `gossip keygen`).
+    pub fn from_bytes(bytes: [u8; 32]) -> Self {
+        Key(bytes)
+    }
+
+    /// From 64 hexadecimal digits.
+    pub fn from_hex(hex: &str) -> Result<Self, KeyError> {
+        let hex = hex.trim();
+        if hex.len() != 64 || !hex.is_ascii() {
+            return Err(KeyError::BadKey);
+        }
+        let mut out = [0u8; 32];
+        for (i, byte) in out.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| KeyError::BadKey)?;
+        }
+        Ok(Key(out))
+    }
+
+    /// As 64 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// A short public id of the key (a hash, not the key), for logs and commands.
+    pub fn id(&self) -> String {
+        format!("{:016x}", xxhash_rust::xxh3::xxh3_64_with_seed(&self.0, 0x6b65_7969_6400))
+    }
+}
+
+/// The keys a node holds: the first seals, all open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Keyring {
+    keys: Vec<Key>,
+}
+
+impl Keyring {
+    /// A ring of `keys`, the first primary.
+    pub fn new(keys: Vec<Key>) -> Result<Self, KeyError> {
+        if keys.is_empty() {
+            return Err(KeyError::Empty);
+        }
+        let mut unique: Vec<Key> = Vec::new();
+        for k in keys {
+            if !unique.contains(&k) {
+                unique.push(k);
+            }
+        }
+        Ok(Keyring { keys: unique })
+    }
+
+    /// The primary key.
+    pub fn primary(&self) -> &Key {
+        &self.keys[0]
+    }
+
+    /// Every key, the primary first.
+    pub fn keys(&self) -> &[Key] {
+        &self.keys
+    }
+
+    /// Adds a key that opens (no change if present).
+    pub fn install(&mut self, key: Key) {
+        if !self.keys.contains(&key) {
+            self.keys.push(key);
+        }
+    }
+
+    /// Makes an installed key primary.
+    pub fn use_key(&mut self, id: &str) -> Result<(), KeyError> {
+        let i = self.keys.iter().position(|k| k.id() == id).ok_or_else(|| KeyError::Unknown(id.into()))?;
+        let key = self.keys.remove(i);
+        self.keys.insert(0, key);
+        Ok(())
+    }
+
+    /// Removes a key that is not primary.
+    pub fn remove(&mut self, id: &str) -> Result<(), KeyError> {
+        let i = self.keys.iter().position(|k| k.id() == id).ok_or_else(|| KeyError::Unknown(id.into()))?;
+        if i == 0 {
+            return Err(KeyError::RemovePrimary(id.into()));
+        }
+        self.keys.remove(i);
+        Ok(())
+    }
+
+    /// From a keyring file: one key per line in hex, the first primary; blank lines and lines
+    /// starting with `#` are skipped.
+    pub fn parse(text: &str) -> Result<Self, KeyError> {
+        let keys = text
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with('#'))
+            .map(Key::from_hex)
+            .collect::<Result<Vec<_>, _>>()?;
+        Keyring::new(keys)
+    }
+}
+
+/// How a node treats sealing: the steps of turning encryption on across a running cluster.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum SealMode {
+    /// Holds keys and opens sealed datagrams, but sends plaintext (step 1: install the keyring
+    /// on every node).
+    Open,
+    /// Seals what it sends and still accepts plaintext (step 2, once every node opens).
+    Seal,
+    /// Seals, and drops plaintext (step 3, once every node seals).
+    #[default]
+    Require,
+}
+
+/// Why a sealed datagram was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OpenError {
+    /// Not a sealed datagram's shape.
+    Truncated,
+    /// No key in the ring opens it: tampered, sealed with a key not here, or another cluster.
+    Unopenable,
+    /// Seen before, or older than the replay window.
+    Replayed,
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct Window {
+    highest: u64,
+    /// Bit i: counter `highest - i` seen.
+    seen: u64,
+}
+
+impl Window {
+    /// Records `counter`; false if it was seen or is too old.
+    fn accept(&mut self, counter: u64) -> bool {
+        if counter > self.highest {
+            let shift = counter - self.highest;
+            self.seen = if shift >= 64 { 0 } else { self.seen << shift };
+            self.seen |= 1;
+            self.highest = counter;
+            return true;
+        }
+        let back = self.highest - counter;
+        if back >= 64 || self.seen & (1 << back) != 0 {
+            return false;
+        }
+        self.seen |= 1 << back;
+        true
+    }
+}
+
+/// A node's sealing state: its keyring and mode, its nonce prefix and counter, and the replay
+/// windows of the senders it hears.
+#[derive(Debug)]
+pub(crate) struct Sealer {
+    pub keyring: Keyring,
+    pub mode: SealMode,
+    prefix: [u8; 4],
+    counter: u64,
+    windows: HashMap<[u8; 4], Window>,
+    order: VecDeque<[u8; 4]>,
+}
+
+impl Sealer {
+    pub fn new(keyring: Keyring, mode: SealMode, prefix: [u8; 4]) -> Self {
+        Sealer { keyring, mode, prefix, counter: 0, windows: HashMap::new(), order: VecDeque::new() }
+    }
+
+    /// Seals `plain` for cluster `label`.
+    pub fn seal(&mut self, plain: &[u8], label: &str) -> Vec<u8> {
+        self.counter += 1;
+        let mut nonce = [0u8; 12];
+        nonce[..4].copy_from_slice(&self.prefix);
+        nonce[4..].copy_from_slice(&self.counter.to_be_bytes());
+        let aad = aad(label);
+        let cipher = ChaCha20Poly1305::new((&self.keyring.primary().0).into());
+        let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad });
+        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+        out.push(SEALED);
+        out.extend_from_slice(&nonce);
+        // Encryption into a Vec cannot fail; an empty result would be dropped as truncated.
+        out.extend_from_slice(&sealed.unwrap_or_default());
+        out
+    }
+
+    /// Opens a sealed datagram from cluster `label` with any key in the ring, then checks the
+    /// replay window.
+    pub fn open(&mut self, sealed: &[u8], label: &str) -> Result<Vec<u8>, OpenError> {
+        if sealed.len() < SEAL_OVERHEAD || sealed[0] != SEALED {
+            return Err(OpenError::Truncated);
+        }
+        let nonce = Nonce::from_slice(&sealed[1..13]);
+        let aad = aad(label);
+        let plain = self
+            .keyring
+            .keys()
+            .iter()
+            .find_map(|k| {
+                ChaCha20Poly1305::new((&k.0).into()).decrypt(nonce, Payload { msg: &sealed[13..], aad: &aad }).ok()
+            })
+            .ok_or(OpenError::Unopenable)?;
+        let mut prefix = [0u8; 4];
+        prefix.copy_from_slice(&sealed[1..5]);
+        let mut counter = [0u8; 8];
+        counter.copy_from_slice(&sealed[5..13]);
+        if !self.window(prefix).accept(u64::from_be_bytes(counter)) {
+            return Err(OpenError::Replayed);
+        }
+        Ok(plain)
+    }
+
+    fn window(&mut self, prefix: [u8; 4]) -> &mut Window {
+        if !self.windows.contains_key(&prefix) {
+            if self.windows.len() >= MAX_SENDERS {
+                if let Some(old) = self.order.pop_front() {
+                    self.windows.remove(&old);
+                }
+            }
+            self.order.push_back(prefix);
+        }
+        self.windows.entry(prefix).or_default()
+    }
+}
+
+fn aad(label: &str) -> Vec<u8> {
+    let mut aad = Vec::with_capacity(1 + label.len());
+    aad.push(SEALED);
+    aad.extend_from_slice(label.as_bytes());
+    aad
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ring(b: u8) -> Keyring {
+        Keyring::new(vec![Key::from_bytes([b; 32])]).expect("ring")
+    }
+
+    #[test]
+    fn sealed_opens_once_with_the_right_key_and_label_only() {
+        let mut a = Sealer::new(ring(1), SealMode::Require, [1, 2, 3, 4]);
+        let mut b = Sealer::new(ring(1), SealMode::Require, [5, 6, 7, 8]);
+        let sealed = a.seal(b"hello", "gossip");
+        assert_eq!(sealed.len(), 5 + SEAL_OVERHEAD);
+        assert_eq!(b.open(&sealed, "gossip"), Ok(b"hello".to_vec()));
+        assert_eq!(b.open(&sealed, "gossip"), Err(OpenError::Replayed));
+        let other = a.seal(b"x", "gossip");
+        assert_eq!(b.open(&other, "elsewhere"), Err(OpenError::Unopenable));
+        let mut tampered = a.seal(b"y", "gossip");
+        let last = tampered.len() - 1;
+        tampered[last] ^= 1;
+        assert_eq!(b.open(&tampered, "gossip"), Err(OpenError::Unopenable));
+        let mut stranger = Sealer::new(ring(9), SealMode::Require, [0; 4]);
+        assert_eq!(stranger.open(&a.seal(b"z", "gossip"), "gossip"), Err(OpenError::Unopenable));
+    }
+
+    #[test]
+    fn the_replay_window_takes_reordered_counters_once() {
+        let mut w = Window::default();
+        assert!(w.accept(5) && w.accept(3) && w.accept(7) && w.accept(4));
+        assert!(!w.accept(3) && !w.accept(7));
+        assert!(w.accept(200));
+        assert!(!w.accept(100), "older than the window");
+    }
+
+    #[test]
+    fn rotation_keeps_old_senders_readable_until_the_old_key_goes() {
+        let old = Key::from_bytes([1; 32]);
+        let new = Key::from_bytes([2; 32]);
+        let mut ring = Keyring::new(vec![old.clone()]).expect("ring");
+        ring.install(new.clone());
+        let mut reader = Sealer::new(ring.clone(), SealMode::Require, [0; 4]);
+        let mut old_sender = Sealer::new(Keyring::new(vec![old.clone()]).expect("ring"), SealMode::Require, [1; 4]);
+        let mut new_sender = Sealer::new(Keyring::new(vec![new.clone()]).expect("ring"), SealMode::Require, [2; 4]);
+        assert!(reader.open(&old_sender.seal(b"a", "g"), "g").is_ok());
+        assert!(reader.open(&new_sender.seal(b"b", "g"), "g").is_ok());
+        assert_eq!(reader.keyring.remove(&old.id()), Err(KeyError::RemovePrimary(old.id())));
+        reader.keyring.use_key(&new.id()).expect("installed");
+        reader.keyring.remove(&old.id()).expect("not primary any more");
+        assert_eq!(reader.open(&old_sender.seal(b"c", "g"), "g"), Err(OpenError::Unopenable));
+        assert_eq!(Key::from_hex(&new.to_hex()), Ok(new));
+        assert_eq!(
+            Keyring::parse("# ring\n\n0101010101010101010101010101010101010101010101010101010101010101\n")
+                .map(|r| r.keys().len()),
+            Ok(1)
+        );
+        assert_eq!(Key::from_hex("zz"), Err(KeyError::BadKey));
+    }
+}
