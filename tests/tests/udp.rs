@@ -350,3 +350,39 @@ fn counters_sets_and_aggregates_agree_across_tokio_and_smol_nodes() {
     assert!(averaged.is_some(), "the aggregate did not settle everywhere");
     assert!(nodes[5].count_events(|e| matches!(e, Event::CrdtChanged { object } if object == "hits")) >= 1);
 }
+
+#[test]
+fn key_rotation_across_twenty_real_nodes_with_no_member_flapping() {
+    use gossip_core::wire::security::{Key, Keyring};
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let (old, new) = (Key::from_bytes([7; 32]), Key::from_bytes([8; 32]));
+    let config = gossip_core::Config { keyring: Some(Keyring::new(vec![old.clone()]).expect("ring")), ..fast_config() };
+    let adapter = |i: usize| if i & 1 == 0 { Adapter::Tokio } else { Adapter::Smol };
+    let first = TestNode::start(adapter(0), config.clone(), "k0", &[]);
+    let seed = first.addr();
+    let mut nodes = vec![first];
+    for i in 1..20 {
+        nodes.push(TestNode::start(adapter(i), config.clone(), &format!("k{i}"), &[seed]));
+    }
+    assert_converges(&mut nodes, Duration::from_secs(30));
+    for n in &nodes {
+        n.handle.install_key(new.clone()).expect("install");
+    }
+    wait_until(&mut nodes, Duration::from_millis(500), |_| false);
+    for n in &nodes {
+        n.handle.use_key(&new.id()).expect("use");
+    }
+    wait_until(&mut nodes, Duration::from_millis(500), |_| false);
+    for n in &nodes {
+        n.handle.remove_key(&old.id()).expect("remove");
+    }
+    // Traffic flows on the new key alone for a while.
+    wait_until(&mut nodes, Duration::from_secs(3), |_| false);
+    assert!(converged(&nodes), "{}", view_summary(&nodes));
+    for n in &nodes {
+        let downs = n.count_events(|e| matches!(e, Event::MemberDown(_) | Event::MemberSuspect(_)));
+        assert_eq!(downs, 0, "{} saw a member suspected or down during the rotation", n.name());
+        assert_eq!(n.handle.metrics().dropped(gossip_core::DropReason::Unopenable), 0);
+    }
+}
