@@ -186,15 +186,7 @@ impl<A: Address> Node<A> {
         check_name("name", &identity.name, false)?;
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let keys: [u64; 4] = rng.random();
-        // Nonce prefix: random, and different for every life of the node even with one seed.
-        let life = xxhash_rust::xxh3::xxh3_64_with_seed(identity.name.as_bytes(), identity.generation) as u32;
-        let prefix = (rng.random::<u32>() ^ life).to_be_bytes();
-        let sealer = config.keyring.take().map(|ring| {
-            use crate::wire::security::SEAL_OVERHEAD;
-            config.mtu -= SEAL_OVERHEAD;
-            config.bulk_mtu = config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
-            crate::wire::security::Sealer::new(ring, config.seal_mode, prefix)
-        });
+        let keyring = config.keyring.take();
         let mut node = Node {
             name: identity.name.as_str().into(),
             addr: identity.addr,
@@ -213,7 +205,7 @@ impl<A: Address> Node<A> {
             ),
             state_cursor: CompactString::default(),
             crdts: Default::default(),
-            sealer,
+            sealer: None,
             aggregates: Default::default(),
             state_syn_due: false,
             state_continued: VecDeque::new(),
@@ -258,6 +250,11 @@ impl<A: Address> Node<A> {
                 let phase = p.mul_f64(node.rng.random::<f64>());
                 node.timers.set(timer, now + phase);
             }
+        }
+        if let Some(ring) = keyring {
+            // `validate` made sure the MTU leaves room for sealing.
+            let mode = node.config.seal_mode;
+            node.start_sealing(ring, mode);
         }
         tracing::debug!(name = %node.name, generation = node.generation, "node created");
         Ok(node)
@@ -347,23 +344,30 @@ impl<A: Address> Node<A> {
     /// a keyring gets one holding just this key, in [`SealMode::Open`](crate::wire::security::SealMode):
     /// it opens sealed datagrams and still sends plaintext until told to seal.
     pub fn install_key(&mut self, key: crate::wire::security::Key) -> Result<(), CommandError> {
-        use crate::wire::security::{Keyring, SealMode, Sealer, SEAL_OVERHEAD};
+        use crate::wire::security::{KeyError, Keyring, SealMode, SEAL_OVERHEAD};
         match &mut self.sealer {
             Some(s) => s.keyring.install(key),
             None => {
-                let mtu = self.config.mtu.saturating_sub(SEAL_OVERHEAD);
-                if mtu < self.config.min_mtu() {
-                    let min = self.config.min_mtu();
-                    return Err(crate::wire::security::KeyError::MtuTooSmall { mtu, min }.into());
+                let (mtu, min) = (self.config.mtu.saturating_sub(SEAL_OVERHEAD), self.config.min_mtu());
+                if mtu < min {
+                    return Err(KeyError::MtuTooSmall { mtu, min }.into());
                 }
-                self.config.mtu = mtu;
-                self.config.bulk_mtu = self.config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
-                let life = xxhash_rust::xxh3::xxh3_64_with_seed(self.name.as_bytes(), self.generation) as u32;
-                let prefix = (self.rng.random::<u32>() ^ life).to_be_bytes();
-                self.sealer = Some(Sealer::new(Keyring::new(vec![key])?, SealMode::Open, prefix));
+                self.start_sealing(Keyring::new(vec![key])?, SealMode::Open);
             }
         }
         Ok(())
+    }
+
+    /// Turns sealing on: datagrams packed `SEAL_OVERHEAD` bytes shorter (the caller checked
+    /// the MTU allows it), and a nonce prefix random and different for every life of the
+    /// node, even with one seed.
+    fn start_sealing(&mut self, keyring: crate::wire::security::Keyring, mode: crate::wire::security::SealMode) {
+        use crate::wire::security::{Sealer, SEAL_OVERHEAD};
+        self.config.mtu -= SEAL_OVERHEAD;
+        self.config.bulk_mtu = self.config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
+        let life = xxhash_rust::xxh3::xxh3_64_with_seed(self.name.as_bytes(), self.generation) as u32;
+        let prefix = (self.rng.random::<u32>() ^ life).to_be_bytes();
+        self.sealer = Some(Sealer::new(keyring, mode, prefix));
     }
 
     /// Makes the installed key `id` ([`Key::id`](crate::wire::security::Key::id)) the one
