@@ -17,6 +17,25 @@ pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelt
 
 use compact_str::CompactString;
 
+/// A page of a name-ordered digest (key/values and CRDT objects alike): `entries` up to
+/// `budget` encoded bytes (at least one), with the name where the next page starts, if any.
+pub(crate) fn digest_page<T: serde::Serialize>(
+    entries: impl Iterator<Item = (CompactString, T)>,
+    budget: usize,
+) -> (Vec<T>, Option<CompactString>) {
+    let mut out = Vec::new();
+    let mut used = 0usize;
+    for (name, entry) in entries {
+        let size = postcard::experimental::serialized_size(&entry).unwrap_or(usize::MAX);
+        if used.saturating_add(size) > budget && !out.is_empty() {
+            return (out, Some(name));
+        }
+        used = used.saturating_add(size);
+        out.push(entry);
+    }
+    (out, None)
+}
+
 /// A reply page of a name-range digest (key/values and CRDT objects alike): our entries from
 /// the peer's `start`, cut where our page was cut (`cut`) or where the peer's ended (`end`),
 /// whichever comes first, so both sides compare the same range.

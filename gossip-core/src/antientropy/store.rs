@@ -294,20 +294,12 @@ impl KvStore {
     /// The digest of the participants named `start` or later, in name order, up to `budget`
     /// encoded bytes; with the name where the next page starts, if any is left.
     pub fn digest_from(&self, start: &str, budget: usize) -> (Vec<ParticipantDigest>, Option<CompactString>) {
-        let mut out = Vec::new();
-        let mut used = 0usize;
-        for (node, p) in
-            self.participants.range::<str, _>((std::ops::Bound::Included(start), std::ops::Bound::Unbounded))
-        {
-            let Some(d) = Self::digest_of(node, p) else { continue };
-            let size = postcard::experimental::serialized_size(&d).unwrap_or(usize::MAX);
-            if used.saturating_add(size) > budget && !out.is_empty() {
-                return (out, Some(node.clone()));
-            }
-            used = used.saturating_add(size);
-            out.push(d);
-        }
-        (out, None)
+        let range = (std::ops::Bound::Included(start), std::ops::Bound::Unbounded);
+        let entries = self
+            .participants
+            .range::<str, _>(range)
+            .filter_map(|(node, p)| Self::digest_of(node, p).map(|d| (node.clone(), d)));
+        super::digest_page(entries, budget)
     }
 
     /// `node`'s update of `version` as a one-update delta following `version - 1` (each write

@@ -56,37 +56,33 @@ pub(crate) struct CrdtObject {
     /// Hash of the state's encoding, computed when an exchange needs it (not on every
     /// delta: that would cost a whole encoding per rumor).
     pub hash: Option<u64>,
-    /// Encoded length and bucket hashes, computed when needed (cleared with `hash`).
-    derived: Option<(usize, Vec<u64>)>,
+    /// Encoded length, computed when needed (cleared with `hash`).
+    len: Option<usize>,
+    /// Bucket hashes, computed when a bucket comparison needs them (cleared with `hash`).
+    bucket_hashes: Option<Vec<u64>>,
 }
 
 impl CrdtObject {
     fn new(state: AnyCrdt) -> Self {
-        CrdtObject { state, hash: None, derived: None }
+        CrdtObject { state, hash: None, len: None, bucket_hashes: None }
     }
 
     fn changed(&mut self) {
         self.hash = None;
-        self.derived = None;
+        self.len = None;
+        self.bucket_hashes = None;
     }
 
     fn hash(&mut self) -> u64 {
         *self.hash.get_or_insert_with(|| state_hash(&self.state))
     }
 
-    fn derived(&mut self) -> &(usize, Vec<u64>) {
-        self.derived.get_or_insert_with(|| {
-            let len = postcard::experimental::serialized_size(&self.state).unwrap_or(usize::MAX);
-            (len, self.state.buckets(BUCKETS).iter().map(state_hash).collect())
-        })
-    }
-
     fn encoded_len(&mut self) -> usize {
-        self.derived().0
+        *self.len.get_or_insert_with(|| postcard::experimental::serialized_size(&self.state).unwrap_or(usize::MAX))
     }
 
     fn bucket_hashes(&mut self) -> &[u64] {
-        &self.derived().1
+        self.bucket_hashes.get_or_insert_with(|| self.state.buckets(BUCKETS).iter().map(state_hash).collect())
     }
 }
 
@@ -127,19 +123,12 @@ impl Crdts {
     /// Digest entries from `start` on, up to `budget` encoded bytes; with where the next page
     /// starts, if any is left.
     fn digest_from(&mut self, start: &str, budget: usize) -> (Vec<ObjectDigest>, Option<CompactString>) {
-        let mut out = Vec::new();
-        let mut used = 0usize;
         let range = (std::ops::Bound::Included(start), std::ops::Bound::Unbounded);
-        for (name, o) in self.objects.range_mut::<str, _>(range) {
-            let entry = ObjectDigest { name: name.clone(), hash: o.hash() };
-            let size = postcard::experimental::serialized_size(&entry).unwrap_or(usize::MAX);
-            if used.saturating_add(size) > budget && !out.is_empty() {
-                return (out, Some(name.clone()));
-            }
-            used = used.saturating_add(size);
-            out.push(entry);
-        }
-        (out, None)
+        let entries = self
+            .objects
+            .range_mut::<str, _>(range)
+            .map(|(name, o)| (name.clone(), ObjectDigest { name: name.clone(), hash: o.hash() }));
+        crate::antientropy::digest_page(entries, budget)
     }
 }
 
