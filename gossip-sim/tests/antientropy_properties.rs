@@ -9,26 +9,21 @@ use gossip_core::Config;
 use gossip_sim::{NetConfig, NodeId, Sim};
 use proptest::prelude::*;
 
+mod common;
+use common::Fault;
+
 #[derive(Debug, Clone)]
 enum Step {
     Set { node: usize, key: u8, len: usize },
     Delete { node: usize, key: u8 },
-    Crash(usize),
-    Restart(usize),
-    Stall(usize, u64),
-    Partition(usize),
-    Heal,
+    Fault(Fault),
 }
 
 fn step() -> impl Strategy<Value = Step> {
     prop_oneof![
         5 => (0usize..10, 0u8..6, 0usize..200).prop_map(|(node, key, len)| Step::Set { node, key, len }),
         2 => (0usize..10, 0u8..6).prop_map(|(node, key)| Step::Delete { node, key }),
-        1 => (1usize..10).prop_map(Step::Crash),
-        1 => (1usize..10).prop_map(Step::Restart),
-        1 => ((0usize..10), (100u64..6000)).prop_map(|(n, ms)| Step::Stall(n, ms)),
-        1 => (1usize..9).prop_map(Step::Partition),
-        1 => Just(Step::Heal),
+        5 => common::fault(10, 6000).prop_map(Step::Fault),
     ]
 }
 
@@ -121,21 +116,7 @@ fn run(plan: &Plan) -> Result<(), TestCaseError> {
                     n.delete(now, &format!("k{key}")).map_err(|e| TestCaseError::fail(e.to_string()))?;
                 }
             }
-            // Node 0 is the seed everyone can go back to; it never crashes.
-            Step::Crash(i) if pick(i) != ids[0] => sim.crash(pick(i)),
-            Step::Crash(_) => {}
-            Step::Restart(i) => {
-                if sim.node(pick(i)).is_none() {
-                    sim.restart(pick(i));
-                }
-            }
-            Step::Stall(i, ms) => sim.stall(pick(i), Duration::from_millis(*ms)),
-            Step::Partition(at) => {
-                let cut = (*at).min(ids.len() - 1);
-                let (a, b) = ids.split_at(cut);
-                sim.partition(&[a, b]);
-            }
-            Step::Heal => sim.heal(),
+            Step::Fault(f) => common::apply(&mut sim, &ids, f),
         }
     }
     sim.heal();
@@ -177,15 +158,15 @@ fn plans_that_once_failed_converge() {
                 (0, set(2)),
                 (3364, set(2)),
                 (4004, set(1)),
-                (4083, Step::Stall(8, 3236)),
+                (4083, Step::Fault(Fault::Stall(8, 3236))),
                 (5190, set(6)),
-                (12347, Step::Stall(8, 4192)),
-                (15344, Step::Crash(7)),
+                (12347, Step::Fault(Fault::Stall(8, 4192))),
+                (15344, Step::Fault(Fault::Crash(7))),
                 (19947, set(4)),
                 (20440, set(5)),
-                (34167, Step::Crash(4)),
-                (35512, Step::Restart(4)),
-                (36335, Step::Restart(1)),
+                (34167, Step::Fault(Fault::Crash(4))),
+                (35512, Step::Fault(Fault::Restart(4))),
+                (36335, Step::Fault(Fault::Restart(1))),
             ],
         },
         Plan {
@@ -197,23 +178,23 @@ fn plans_that_once_failed_converge() {
             steps: vec![
                 (0, set(6)),
                 (0, Step::Delete { node: 0, key: 0 }),
-                (1907, Step::Crash(3)),
+                (1907, Step::Fault(Fault::Crash(3))),
                 (1907, set(8)),
-                (3984, Step::Partition(4)),
+                (3984, Step::Fault(Fault::Partition(4))),
                 (5151, set(4)),
                 (5702, set(0)),
                 (6495, set(2)),
-                (10099, Step::Crash(2)),
-                (15761, Step::Stall(5, 1405)),
-                (17165, Step::Stall(0, 1704)),
-                (17553, Step::Partition(1)),
-                (19085, Step::Restart(2)),
+                (10099, Step::Fault(Fault::Crash(2))),
+                (15761, Step::Fault(Fault::Stall(5, 1405))),
+                (17165, Step::Fault(Fault::Stall(0, 1704))),
+                (17553, Step::Fault(Fault::Partition(1))),
+                (19085, Step::Fault(Fault::Restart(2))),
                 (19756, set(2)),
-                (20530, Step::Restart(8)),
-                (23520, Step::Partition(4)),
+                (20530, Step::Fault(Fault::Restart(8))),
+                (23520, Step::Fault(Fault::Partition(4))),
                 (26528, set(5)),
-                (34496, Step::Crash(6)),
-                (35598, Step::Restart(1)),
+                (34496, Step::Fault(Fault::Crash(6))),
+                (35598, Step::Fault(Fault::Restart(1))),
             ],
         },
     ];

@@ -7,24 +7,8 @@ use gossip_core::{Config, Event, MemberState};
 use gossip_sim::{NetConfig, NodeId, Sim};
 use proptest::prelude::*;
 
-#[derive(Debug, Clone)]
-enum Fault {
-    Crash(usize),
-    Restart(usize),
-    Stall(usize, u64),
-    Partition(usize),
-    Heal,
-}
-
-fn fault() -> impl Strategy<Value = Fault> {
-    prop_oneof![
-        (1usize..12).prop_map(Fault::Crash),
-        (1usize..12).prop_map(Fault::Restart),
-        ((0usize..12), (100u64..8000)).prop_map(|(n, ms)| Fault::Stall(n, ms)),
-        (1usize..11).prop_map(Fault::Partition),
-        Just(Fault::Heal),
-    ]
-}
+mod common;
+use common::Fault;
 
 #[derive(Debug, Clone)]
 struct Plan {
@@ -43,7 +27,7 @@ fn plan() -> impl Strategy<Value = Plan> {
         0.0f64..0.3,
         0.0f64..0.1,
         0.0f64..0.2,
-        prop::collection::vec((0u64..30_000, fault()), 0..12),
+        prop::collection::vec((0u64..30_000, common::fault(12, 8000)), 0..12),
     )
         .prop_map(|(seed, nodes, loss, duplicate, reorder, mut faults)| {
             faults.sort_by_key(|(at, _)| *at);
@@ -63,24 +47,7 @@ fn run(plan: &Plan) -> Result<(), TestCaseError> {
     for (at, f) in &plan.faults {
         sim.run_for(Duration::from_millis(at - t));
         t = *at;
-        let pick = |i: &usize| ids[*i % ids.len()];
-        match f {
-            // Node 0 is the seed everyone can always go back to; it never crashes.
-            Fault::Crash(i) if pick(i) != ids[0] => sim.crash(pick(i)),
-            Fault::Crash(_) => {}
-            Fault::Restart(i) => {
-                if sim.node(pick(i)).is_none() {
-                    sim.restart(pick(i));
-                }
-            }
-            Fault::Stall(i, ms) => sim.stall(pick(i), Duration::from_millis(*ms)),
-            Fault::Partition(at) => {
-                let cut = (*at).min(ids.len() - 1);
-                let (a, b) = ids.split_at(cut);
-                sim.partition(&[a, b]);
-            }
-            Fault::Heal => sim.heal(),
-        }
+        common::apply(&mut sim, &ids, f);
     }
     sim.run_for(Duration::from_millis(30_000u64.saturating_sub(t)));
     // Faults stop.
