@@ -31,6 +31,7 @@ fn record(i: u32, incarnation: u32) -> MemberRecord<u32> {
         incarnation,
         state: MemberState::Alive,
         zone: None,
+        proof: None,
     }
 }
 
@@ -40,7 +41,9 @@ fn datagram(cluster: &str, sender: &str, messages: &[Message<u32>]) -> Vec<u8> {
 
 fn new_node(name: &str, addr: u32, seed: u64, now: Instant) -> Node<u32> {
     let identity = Identity { name: name.into(), addr, generation: 1_700_000_000 };
-    Node::new(Config::lan(), identity, seed, now).expect("valid config")
+    // The clock stands still here, so a per-second source limit would never refill: off.
+    let config = Config { source_rate_limit: None, ..Config::lan() };
+    Node::new(config, identity, seed, now).expect("valid config")
 }
 
 /// Two nodes that each know the other and `OTHERS` third-party members.
@@ -63,13 +66,13 @@ impl Pair {
         let label = Config::lan().cluster_label;
         // Introduce every member by gossip from a third party, so both views hold 50 members.
         let mut intro: Vec<Message<u32>> =
-            (0..OTHERS).map(|i| Message::Member { record: record(i, 1), accuser: None }).collect();
+            (0..OTHERS).map(|i| Message::Member { record: record(i, 1), accuser: None, signature: None }).collect();
         let a_rec = a.self_record();
         let b_rec = b.self_record();
-        intro.push(Message::Member { record: b_rec, accuser: None });
+        intro.push(Message::Member { record: b_rec, accuser: None, signature: None });
         a.handle_message(now, 100, &datagram(&label, &member_name(0), &intro)).expect("intro to a");
         intro.pop();
-        intro.push(Message::Member { record: a_rec, accuser: None });
+        intro.push(Message::Member { record: a_rec, accuser: None, signature: None });
         b.handle_message(now, 100, &datagram(&label, &member_name(0), &intro)).expect("intro to b");
         for n in [&mut a, &mut b] {
             assert_eq!(n.live_count(), OTHERS as usize + 1);
@@ -86,7 +89,7 @@ impl Pair {
         let mut messages = vec![Message::Ping { seq: self.seq, target: "node-b".into() }];
         let half = self.round % 2;
         for i in (0..OTHERS).filter(|i| i % 2 == half).take(FRESH_PER_PING as usize) {
-            messages.push(Message::Member { record: record(i, self.incarnation), accuser: None });
+            messages.push(Message::Member { record: record(i, self.incarnation), accuser: None, signature: None });
         }
         if half == 1 {
             self.incarnation += 1;

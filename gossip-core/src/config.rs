@@ -65,6 +65,9 @@ pub enum ConfigError {
         /// The largest accepted value.
         max: u64,
     },
+    /// A rate is not a positive number.
+    #[error("`{0}` must be a positive number")]
+    BadRate(&'static str),
     /// A share is outside `(0, 1)`.
     #[error("`broadcast_share` must be between 0 and 1 exclusive, got {0}")]
     BadShare(f64),
@@ -209,6 +212,14 @@ pub struct Config {
     /// node: `Open`, then `Seal`, then `Require`. (memberlist: `GossipVerifyIncoming`,
     /// `GossipVerifyOutgoing`)
     pub seal_mode: crate::wire::security::SealMode,
+    /// Signed self-state (Ed25519; see [`crate::wire::signing`]): what a member says about
+    /// itself is signed, accusations name and are signed by their accuser and are limited per
+    /// accuser. Every member of the cluster must sign once one does. `None`: unsigned.
+    pub signing: Option<crate::wire::signing::Signing>,
+    /// Most datagrams accepted from one source address per second; more are dropped before
+    /// they are opened or decoded, and counted. `None`: no limit. Honest peers send a few per
+    /// probe interval, plus bursts of `state_sync_datagrams` during anti-entropy.
+    pub source_rate_limit: Option<u32>,
     /// Phi accrual failure detection over the arrival times of every datagram members send
     /// (see [`PhiAccrual`]); `None` (the presets) keeps no per-member arrival state.
     pub phi_accrual: Option<PhiAccrual>,
@@ -310,6 +321,8 @@ impl Config {
             phi_accrual: None,
             keyring: None,
             seal_mode: crate::wire::security::SealMode::Require,
+            signing: None,
+            source_rate_limit: Some(1_000),
         }
     }
 
@@ -458,6 +471,17 @@ impl Config {
         if !(self.broadcast_share > 0.0 && self.broadcast_share < 1.0) {
             return Err(ConfigError::BadShare(self.broadcast_share));
         }
+        if let Some(signing) = &self.signing {
+            if signing.accusation_burst == 0 {
+                return Err(ConfigError::Zero("signing.accusation_burst"));
+            }
+            if !(signing.accusations_per_s.is_finite() && signing.accusations_per_s > 0.0) {
+                return Err(ConfigError::BadRate("signing.accusations_per_s"));
+            }
+        }
+        if self.source_rate_limit == Some(0) {
+            return Err(ConfigError::Zero("source_rate_limit"));
+        }
         let seal = if self.keyring.is_some() { crate::wire::security::SEAL_OVERHEAD } else { 0 };
         let min = self.min_mtu() + seal;
         if self.mtu < min {
@@ -484,8 +508,10 @@ impl Config {
         let name = 2 + MAX_NAME_LEN;
         let envelope = 1 + (2 + self.cluster_label.len()) + name;
         let ping = 1 + 5 + name;
-        let record = 1 + name + 32 + 10 + 5 + 1 + (1 + name) + (1 + name);
-        envelope + ping + record
+        let record = 1 + name + 32 + 10 + 5 + 1 + (1 + name) + (1 + name) + 1 + 1;
+        // With signing: the member's proof (key, signature) and the accuser's signature.
+        let signatures = if self.signing.is_some() { 32 + 65 + 65 } else { 0 };
+        envelope + ping + record + signatures
     }
 }
 

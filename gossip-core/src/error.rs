@@ -23,6 +23,9 @@ pub enum HandleError {
     /// (the [`DropReason`](crate::DropReason) name).
     #[error("datagram refused by the keyring: {0}")]
     Sealing(&'static str),
+    /// The source sent more datagrams this second than `Config::source_rate_limit` allows.
+    #[error("source over its datagram rate limit")]
+    RateLimited,
 }
 
 /// Why a command was refused. Nothing changed.

@@ -30,11 +30,13 @@ pub enum DropReason {
     Unopenable,
     /// Sealed and authentic, but seen before (or older than the replay window).
     Replayed,
+    /// Over `source_rate_limit`: the source sent more datagrams this second than allowed.
+    RateLimited,
 }
 
 impl DropReason {
     /// Every reason, in index order.
-    pub const ALL: [DropReason; 12] = [
+    pub const ALL: [DropReason; DropReason::COUNT] = [
         DropReason::Empty,
         DropReason::Oversized,
         DropReason::UnknownVersion,
@@ -47,7 +49,11 @@ impl DropReason {
         DropReason::Unsealed,
         DropReason::Unopenable,
         DropReason::Replayed,
+        DropReason::RateLimited,
     ];
+
+    /// Number of reasons.
+    pub const COUNT: usize = 13;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -64,6 +70,7 @@ impl DropReason {
             DropReason::Unsealed => "unsealed",
             DropReason::Unopenable => "unopenable",
             DropReason::Replayed => "replayed",
+            DropReason::RateLimited => "rate_limited",
         }
     }
 
@@ -100,7 +107,7 @@ pub struct Metrics {
     pub message_bytes_out: [u64; MessageKind::COUNT],
     /// Dropped datagrams, by [`DropReason`] index (for [`DropReason::WrongTarget`]: dropped
     /// pings, counted per message).
-    pub drops: [u64; 12],
+    pub drops: [u64; DropReason::COUNT],
     /// Direct probes started.
     pub probes: u64,
     /// Probes that fell back to indirect probing.
@@ -150,6 +157,15 @@ pub struct Metrics {
     pub aggregate_refused: u64,
     /// Pieces of whole CRDT states sent by anti-entropy.
     pub crdt_pieces_sent: u64,
+    /// With signed self-state: member records refused because their author's proof was
+    /// missing, invalid, or made with a key other than the one bound to the name.
+    pub forged_records: u64,
+    /// With signed self-state: accusations refused because no known key of the named accuser
+    /// signed them (they are applied as the accused member's alive claim only).
+    pub accusations_unsigned: u64,
+    /// With signed self-state: accusations refused because their accuser exceeded
+    /// `Signing::accusation_burst` / `accusations_per_s`.
+    pub accusations_rate_limited: u64,
     /// Gauge: Lifeguard local health score (0 = healthy).
     pub health_score: u32,
     /// Gauge: smoothed round-trip time of direct pings in microseconds (0 until measured).

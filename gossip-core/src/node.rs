@@ -175,6 +175,10 @@ pub struct Node<A: Address> {
     pub(crate) merging: Option<(A, u32)>,
     /// Peers' change watermarks from the last exchange that left views equal.
     pub(crate) sync_marks: HashMap<A, u32, ahash::RandomState>,
+    /// Signed self-state, when configured.
+    pub(crate) signed: Option<crate::membership::signed::SignedState>,
+    /// Datagrams per source per second, when limited.
+    source_limiter: Option<crate::membership::limits::SourceLimiter<A>>,
     buf: Vec<u8>,
 }
 
@@ -187,6 +191,12 @@ impl<A: Address> Node<A> {
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let keys: [u64; 4] = rng.random();
         let keyring = config.keyring.take();
+        let signed = config
+            .signing
+            .take()
+            .map(|s| crate::membership::signed::SignedState::new(s, config.max_members, keys));
+        let source_limiter =
+            config.source_rate_limit.map(|limit| crate::membership::limits::SourceLimiter::new(limit, keys));
         let mut node = Node {
             name: identity.name.as_str().into(),
             addr: identity.addr,
@@ -231,6 +241,8 @@ impl<A: Address> Node<A> {
             merging: None,
             peer_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[0], keys[3], keys[1])),
             sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
+            signed,
+            source_limiter,
             buf: Vec::with_capacity(config.mtu),
             rng,
             config,
@@ -270,6 +282,12 @@ impl<A: Address> Node<A> {
     pub fn handle_message(&mut self, now: Instant, from: A, bytes: &[u8]) -> Result<(), HandleError> {
         self.metrics.packets_in += 1;
         self.metrics.bytes_in += bytes.len() as u64;
+        if let Some(limiter) = self.source_limiter.as_mut() {
+            if !limiter.admit(now, &from) {
+                self.metrics.drops[DropReason::RateLimited as usize] += 1;
+                return Err(HandleError::RateLimited);
+            }
+        }
         let opened;
         let bytes = match self.unseal(bytes) {
             Ok(Some(plain)) => {
@@ -302,8 +320,9 @@ impl<A: Address> Node<A> {
                     HandleError::Decode(d) => DropReason::of(d),
                     HandleError::InvalidName => DropReason::InvalidName,
                     HandleError::FromSelf => DropReason::FromSelf,
-                    // Refused by the keyring before decoding, counted there.
+                    // Refused before decoding, counted there.
                     HandleError::Sealing(_) => DropReason::Unopenable,
+                    HandleError::RateLimited => DropReason::RateLimited,
                 };
                 self.metrics.drops[reason as usize] += 1;
                 tracing::debug!(?from, error = %e, "datagram dropped");
@@ -419,8 +438,8 @@ impl<A: Address> Node<A> {
             let (m, r) = codec::decode_message::<A>(rest)?;
             let names_ok = match &m {
                 Message::Ping { target, .. } | Message::PingReq { target, .. } => valid_name(target),
-                Message::Join { record } | Message::Member { record, accuser: None } => valid_record(record),
-                Message::Member { record, accuser: Some(a) } => valid_record(record) && valid_name(a),
+                Message::Join { record } | Message::Member { record, accuser: None, .. } => valid_record(record),
+                Message::Member { record, accuser: Some(a), .. } => valid_record(record) && valid_name(a),
                 Message::SyncPage { members, .. } => members.iter().all(valid_record),
                 Message::Broadcast { origin, .. } => valid_name(origin),
                 Message::Ack { .. } | Message::Nack { .. } | Message::SyncDigest { .. } | Message::StateSyn { .. } => {
@@ -452,8 +471,8 @@ impl<A: Address> Node<A> {
             Message::Nack { seq } => self.on_nack(seq),
             Message::PingReq { seq, target, target_addr } => self.on_ping_req(now, from, seq, target, target_addr),
             Message::Join { record } => self.on_join(now, from, record),
-            Message::Member { record, accuser } => {
-                self.apply_record(now, record, accuser.as_ref(), Source::Gossip, Some(from))
+            Message::Member { record, accuser, signature } => {
+                self.apply_record(now, record, accuser.as_ref(), signature, Source::Gossip, Some(from))
             }
             Message::SyncDigest { digest, since, .. } => self.on_sync_digest(now, from, digest, since),
             Message::SyncPage { end, members } => self.on_sync_page(now, from, end, members),
@@ -730,14 +749,17 @@ impl<A: Address> Node<A> {
 
     /// This node's own record as it announces it.
     pub fn self_record(&self) -> MemberRecord<A> {
-        MemberRecord {
+        let mut record = MemberRecord {
             name: self.name.clone(),
             addr: self.addr.clone(),
             generation: self.generation,
             incarnation: self.incarnation,
             state: self.self_state,
             zone: self.zone.clone(),
-        }
+            proof: None,
+        };
+        record.proof = self.prove_self(&record);
+        record
     }
 
     /// Live members (alive or suspect), excluding this node, in no particular order.
@@ -902,13 +924,19 @@ impl<A: Address> Node<A> {
     }
 
     pub(crate) fn member_rumor_for(&self, key: u32) -> Option<Message<A>> {
-        let record = if key == SELF_KEY { self.self_record() } else { self.members.record(key)? };
-        let accuser = if record.state == MemberState::Suspect {
-            self.suspicions.get(&key).map(|s| s.accusations.announce.clone())
-        } else {
-            None
+        let record = if key == SELF_KEY { self.self_record() } else { self.record_out(key)? };
+        let (accuser, signature) = match record.state {
+            MemberState::Suspect | MemberState::Dead if key != SELF_KEY => {
+                let announce = self.suspicions.get(&key).map(|s| &s.accusations.announce);
+                if self.signed.is_none() && record.state == MemberState::Dead {
+                    (None, None)
+                } else {
+                    self.accusation_out(key, &record, announce)
+                }
+            }
+            _ => (None, None),
         };
-        Some(Message::Member { record, accuser })
+        Some(Message::Member { record, accuser, signature })
     }
 
     fn pack_member_rumors(&mut self, cap: usize, taken: &mut Vec<u32>) {
@@ -1019,7 +1047,7 @@ impl<A: Address> Node<A> {
 
     /// Sends one member record straight to `dest` (refutations, corrections, a leave).
     pub(crate) fn send_record(&mut self, dest: A, record: crate::wire::MemberRecord<A>, piggyback: bool) {
-        self.outbox.push_back(Outgoing { dest, messages: vec![Message::Member { record, accuser: None }], piggyback });
+        self.outbox.push_back(Outgoing { dest, messages: vec![Message::Member { record, accuser: None, signature: None }], piggyback });
     }
 
     /// Counts one sent message of `kind`, `len` bytes encoded.

@@ -26,11 +26,11 @@ fn datagram(cluster: &str, sender: &str, messages: &[Message<u32>]) -> Vec<u8> {
 }
 
 fn record(name: &str, addr: u32, generation: u64, incarnation: u32) -> MemberRecord<u32> {
-    MemberRecord { name: name.into(), addr, generation, incarnation, state: MemberState::Alive, zone: None }
+    MemberRecord { name: name.into(), addr, generation, incarnation, state: MemberState::Alive, zone: None, proof: None }
 }
 
 fn member(record: MemberRecord<u32>) -> Message<u32> {
-    Message::Member { record, accuser: None }
+    Message::Member { record, accuser: None, signature: None }
 }
 
 fn decode(t: &Transmit<u32>, config: &Config) -> Vec<Message<u32>> {
@@ -250,7 +250,7 @@ fn invalid_member_names_are_dropped() {
             datagram("gossip", "b", &[member(record(bad, 3, GEN, 0))]),
             datagram("gossip", "b", &[Message::Ping { seq: 1, target: bad.into() }]),
             datagram("gossip", "b", &[Message::PingReq { seq: 1, target: bad.into(), target_addr: 3 }]),
-            datagram("gossip", "b", &[Message::Member { record: record("c", 3, GEN, 0), accuser: Some(bad.into()) }]),
+            datagram("gossip", "b", &[Message::Member { record: record("c", 3, GEN, 0), accuser: Some(bad.into()), signature: None }]),
             datagram("gossip", "b", &[member(MemberRecord { zone: Some(bad.into()), ..record("c", 3, GEN, 0) })]),
             datagram(
                 "gossip",
@@ -334,6 +334,7 @@ fn arbitrary_bytes_never_panic() {
             Message::Member {
                 record: MemberRecord { state: MemberState::Suspect, zone: Some("eu".into()), ..record("e", 5, GEN, 2) },
                 accuser: Some("b".into()),
+                signature: None,
             },
             Message::SyncDigest { digest: 99, count: 3, since: 0 },
             Message::SyncPage {
@@ -491,6 +492,7 @@ fn flood_fake_members(c: &mut Cluster, count: u32, first_addr: u32, suspect_ever
                             ..record(&name, first_addr + i, GEN, i % 5)
                         },
                         accuser: suspect.then(|| format!("accuser-{}", "q".repeat(100)).into()),
+                        signature: None,
                     }
                 })
                 .collect();
@@ -754,7 +756,7 @@ fn suspicion_of_self_is_refuted() {
     assert_eq!((accused.generation, accused.incarnation), (GEN, 0));
     accused.state = MemberState::Suspect;
     let bytes =
-        datagram(&config.cluster_label, "b", &[Message::Member { record: accused.clone(), accuser: Some("x".into()) }]);
+        datagram(&config.cluster_label, "b", &[Message::Member { record: accused.clone(), accuser: Some("x".into()), signature: None }]);
     assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
     let me = a.self_record();
     assert_eq!(me.incarnation, 1);
@@ -808,7 +810,7 @@ fn a_ping_carrying_a_suspicion_gets_its_ack_and_the_refutation_in_one_datagram()
     let ping = datagram(
         &config.cluster_label,
         "b",
-        &[Message::Ping { seq: 9, target: "a".into() }, Message::Member { record: accused, accuser: Some("b".into()) }],
+        &[Message::Ping { seq: 9, target: "a".into() }, Message::Member { record: accused, accuser: Some("b".into()), signature: None }],
     );
     a.handle_message(now, 2, &ping).expect("ping");
     let out = drain_transmits(&mut a);
@@ -830,7 +832,7 @@ fn a_stale_accusation_is_corrected_by_a_member_that_knows_of_the_refutation() {
     drain_transmits(&mut a);
     // b still gossips a suspicion of c that c refuted (incarnation 2 beats 1).
     let stale = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 1) };
-    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: stale, accuser: Some("b".into()) }]);
+    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: stale, accuser: Some("b".into()), signature: None }]);
     a.handle_message(now, 2, &bytes).expect("stale accusation");
     assert_eq!(a.member("c").map(|r| (r.state, r.incarnation)), Some((MemberState::Alive, 2)));
     assert_eq!(a.metrics().corrections_sent, 1);
@@ -843,7 +845,7 @@ fn a_stale_accusation_is_corrected_by_a_member_that_knows_of_the_refutation() {
     );
     // A current accusation is news, not stale: no correction.
     let current = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 2) };
-    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: current, accuser: Some("b".into()) }]);
+    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: current, accuser: Some("b".into()), signature: None }]);
     a.handle_message(now, 2, &bytes).expect("accusation");
     assert_eq!(a.member("c").map(|r| r.state), Some(MemberState::Suspect));
     assert_eq!(a.metrics().corrections_sent, 1);
@@ -855,7 +857,7 @@ fn refutation_spreads_through_a_cluster() {
     let label = c.nodes[0].config().cluster_label.clone();
     // b starts suspecting a (a rumor from c says so).
     let suspect = MemberRecord { state: MemberState::Suspect, ..c.nodes[0].self_record() };
-    let bytes = datagram(&label, "c", &[Message::Member { record: suspect, accuser: Some("c".into()) }]);
+    let bytes = datagram(&label, "c", &[Message::Member { record: suspect, accuser: Some("c".into()), signature: None }]);
     let now = c.now;
     c.nodes[1].handle_message(now, 3, &bytes).expect("suspicion");
     assert_eq!(c.nodes[1].member("a").map(|r| r.state), Some(MemberState::Suspect));

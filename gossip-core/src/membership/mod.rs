@@ -7,13 +7,17 @@
 //! - `suspicion`: Lifeguard's dynamic suspicion timeout.
 //! - `health`: Lifeguard's local health multiplier.
 //! - `sync`: joining through seeds, push-pull state exchange, leave, reconnect, reclaim.
+//! - `signed`: signed self-state — members' proofs, accusations signed and limited per accuser.
+//! - `limits`: rate limits per source address and per accuser.
 //!
 //! This file merges records into the view: SWIM's precedence (generation, then incarnation,
 //! then state), refutation of suspicions of oneself, and the events each change raises.
 
 pub(crate) mod health;
+pub(crate) mod limits;
 pub(crate) mod phi;
 pub(crate) mod rtt;
+pub(crate) mod signed;
 pub(crate) mod suspicion;
 pub(crate) mod swim;
 pub(crate) mod sync;
@@ -26,38 +30,69 @@ use compact_str::CompactString;
 use crate::dissemination::Priority;
 use crate::event::Event;
 use crate::node::{Node, Source};
+use crate::wire::signing::Signature;
 use crate::wire::{MemberRecord, MemberState};
 
 use self::suspicion::{Accusations, Suspicion};
 use self::table::{Address, Slot};
 
 impl<A: Address> Node<A> {
-    /// Merges one record into the view.
+    /// Merges one record into the view. `accuser` and `signature` come with accusations
+    /// (`signature` only with signed self-state).
     pub(crate) fn apply_record(
         &mut self,
         now: Instant,
         mut record: MemberRecord<A>,
         accuser: Option<&CompactString>,
+        signature: Option<Signature>,
         source: Source,
         from: Option<&A>,
     ) {
+        let mut accuser = accuser.cloned();
+        if self.signed.is_some() {
+            // The member's own claim must be its own; an accusation must be its accuser's.
+            if record.name != self.name && !self.check_claim(&record) {
+                self.metrics.forged_records += 1;
+                return;
+            }
+            if record.state.is_accusation() {
+                let signed_by = match (&accuser, &signature) {
+                    (Some(a), Some(sig)) if self.check_accusation(&record, a, sig) => Some((a.clone(), *sig)),
+                    _ => None,
+                };
+                match signed_by {
+                    // One accuser's verdict is its opinion: a confirmation of a suspicion here,
+                    // which the member may still refute, never a removal by itself.
+                    Some(_) if record.state == MemberState::Dead => record.state = MemberState::Suspect,
+                    Some(_) => {}
+                    None => {
+                        if source == Source::Gossip {
+                            self.metrics.accusations_unsigned += 1;
+                        }
+                        // Keep only what the member itself vouched for.
+                        record.state = MemberState::Alive;
+                        accuser = None;
+                    }
+                }
+            }
+        }
         if record.name == self.name {
-            self.apply_record_about_self(&record, from, accuser);
+            self.apply_record_about_self(now, &record, from, accuser.as_ref());
             return;
         }
         // A full-state exchange saying "dead" is second-hand and possibly old news from the
         // other side of a partition: suspect instead, so the member gets a chance to refute.
-        let mut accuser = accuser.cloned();
         if source == Source::Sync && record.state == MemberState::Dead {
             record.state = MemberState::Suspect;
             accuser = None;
         }
         let Some(slot) = self.members.find(&record.name) else {
-            self.add_member(now, record, accuser, source);
+            self.add_member(now, record, accuser, signature, source);
             return;
         };
         let Some(current) = self.members.get(slot) else { return };
         let (cur_gen, cur_inc, cur_state) = (current.generation, current.incarnation, current.state);
+        let addr_changed = current.addr != record.addr;
         if !record.overrides(cur_gen, cur_inc, cur_state) {
             // Not newer; but it may independently confirm a suspicion we hold.
             if record.state == MemberState::Suspect
@@ -66,7 +101,15 @@ impl<A: Address> Node<A> {
                 && record.incarnation == cur_inc
             {
                 if let Some(by) = &accuser {
-                    self.confirm_suspicion(slot, by);
+                    let new_accuser = self
+                        .suspicions
+                        .get(&slot)
+                        .is_some_and(|s| !s.accusations.accusers.iter().any(|a| a == by));
+                    if new_accuser && self.admit_accusation(now, by) && self.confirm_suspicion(slot, by) {
+                        if let Some(sig) = signature {
+                            self.remember_accusation(slot, &record, by.clone(), sig);
+                        }
+                    }
                 }
             }
             // An accusation the member already refuted: its sender missed the refutation and
@@ -76,14 +119,20 @@ impl<A: Address> Node<A> {
                 && record.incarnation < cur_inc
                 && cur_state == MemberState::Alive;
             if let (true, Source::Gossip, Some(to)) = (stale_accusation, source, from) {
-                if let Some(mine) = self.members.record(slot) {
+                if let Some(mine) = self.record_out(slot) {
                     self.send_record(to.clone(), mine, true);
                     self.metrics.corrections_sent += 1;
                 }
             }
             return;
         }
-        let addr_changed = current.addr != record.addr;
+        if record.state == MemberState::Suspect {
+            if let Some(by) = &accuser {
+                if !self.admit_accusation(now, by) {
+                    return;
+                }
+            }
+        }
         let generation_changed = record.generation != cur_gen;
         if generation_changed {
             self.phi.forget(slot); // a new life: its arrivals start over
@@ -92,6 +141,10 @@ impl<A: Address> Node<A> {
             }
         }
         self.members.update(slot, &record);
+        self.remember_proof(slot, &record);
+        if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, &accuser, signature) {
+            self.remember_accusation(slot, &record, by.clone(), sig);
+        }
         if cur_state == MemberState::Suspect || generation_changed {
             self.clear_suspicion(slot);
         }
@@ -135,9 +188,21 @@ impl<A: Address> Node<A> {
         }
     }
 
-    fn add_member(&mut self, now: Instant, record: MemberRecord<A>, accuser: Option<CompactString>, source: Source) {
+    fn add_member(
+        &mut self,
+        now: Instant,
+        record: MemberRecord<A>,
+        accuser: Option<CompactString>,
+        signature: Option<Signature>,
+        source: Source,
+    ) {
         if record.state.is_gone() {
             return; // news of the death of a stranger: nothing to do
+        }
+        if let (MemberState::Suspect, Some(by)) = (record.state, &accuser) {
+            if !self.admit_accusation(now, by) {
+                return;
+            }
         }
         if let Some(&(generation, incarnation)) = self.forgotten.get(&record.name) {
             if !record.overrides(generation, incarnation, MemberState::Dead) {
@@ -150,6 +215,11 @@ impl<A: Address> Node<A> {
             return;
         }
         let slot = self.members.insert(&record);
+        self.forget_signed(slot); // the slot may be a reclaimed member's
+        self.remember_proof(slot, &record);
+        if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, &accuser, signature) {
+            self.remember_accusation(slot, &record, by.clone(), sig);
+        }
         // Anti-entropy may have brought an older life's key/values before we heard of this one.
         self.drop_older_state(&record.name, record.generation);
         self.phi.forget(slot);
@@ -180,7 +250,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Someone talks about this node: refute suspicion or death, ignore stale lives.
-    fn apply_record_about_self(&mut self, record: &MemberRecord<A>, from: Option<&A>, accuser: Option<&CompactString>) {
+    fn apply_record_about_self(
+        &mut self,
+        now: Instant,
+        record: &MemberRecord<A>,
+        from: Option<&A>,
+        accuser: Option<&CompactString>,
+    ) {
         if record.generation != self.generation || self.self_state == MemberState::Left {
             return; // an older life of ours (superseded by our own announcements), or we left
         }
@@ -202,6 +278,11 @@ impl<A: Address> Node<A> {
             return;
         }
         if accusation {
+            if let Some(by) = accuser {
+                if !self.admit_accusation(now, by) {
+                    return; // an accuser over its limit: no refutation for it to feed on
+                }
+            }
             self.incarnation = record.incarnation.saturating_add(1);
             self.queue_self_rumor(true);
             // Besides the rumor, answer the sender and the accuser directly: the rumor's few
@@ -274,16 +355,19 @@ impl<A: Address> Node<A> {
         self.confirm_suspicion(slot, &me);
     }
 
-    pub(crate) fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) {
-        let Some(s) = self.suspicions.get_mut(&slot) else { return };
+    /// Counts `accuser`'s confirmation of a suspicion; true if it was a new one.
+    pub(crate) fn confirm_suspicion(&mut self, slot: Slot, accuser: &str) -> bool {
+        let Some(s) = self.suspicions.get_mut(&slot) else { return false };
         let before = s.deadline();
-        if s.accusations.confirm(accuser) {
-            let after = s.deadline();
-            self.suspicion_deadlines.remove(&(before, slot));
-            self.suspicion_deadlines.insert((after, slot));
-            // Independent confirmations are news too: others speed up their timers.
-            self.queue_member_rumor(slot, Priority::Failure);
+        if !s.accusations.confirm(accuser) {
+            return false;
         }
+        let after = s.deadline();
+        self.suspicion_deadlines.remove(&(before, slot));
+        self.suspicion_deadlines.insert((after, slot));
+        // Independent confirmations are news too: others speed up their timers.
+        self.queue_member_rumor(slot, Priority::Failure);
+        true
     }
 
     pub(crate) fn clear_suspicion(&mut self, slot: Slot) {
@@ -401,6 +485,7 @@ impl<A: Address> Node<A> {
             }
             if let Some(m) = self.members.remove(slot) {
                 self.phi.forget(slot);
+                self.forget_signed(slot);
                 self.state.forget(&m.name);
                 self.dissemination.members.remove(&slot);
                 self.forgotten.insert(m.name.clone(), (m.generation, m.incarnation));

@@ -72,7 +72,7 @@ impl<A: Address> Node<A> {
 
     /// A node asks to join through us: take its record and answer with our full view.
     pub(crate) fn on_join(&mut self, now: Instant, from: &A, record: MemberRecord<A>) {
-        self.apply_record(now, record, None, Source::Gossip, None);
+        self.apply_record(now, record, None, None, Source::Gossip, None);
         if self.may_send_view(now, from) {
             self.send_view(from.clone(), false, 0);
         }
@@ -138,7 +138,7 @@ impl<A: Address> Node<A> {
             self.seed_has_news = true; // a seed sent us (part of) its view: ask again soon
         }
         for record in members {
-            self.apply_record(now, record, None, Source::Sync, Some(from));
+            self.apply_record(now, record, None, None, Source::Sync, Some(from));
         }
         self.finish_join(now);
         let Some(end) = end else { return };
@@ -234,7 +234,7 @@ impl<A: Address> Node<A> {
         let mut page: Vec<MemberRecord<A>> = Vec::new();
         let mut used = 0;
         let mut count = 0u64;
-        let changed = self.members.changed_between(since, until).filter_map(|s| self.members.record(s));
+        let changed = self.members.changed_between(since, until).filter_map(|s| self.record_out(s));
         for record in std::iter::once(self.self_record()).chain(changed) {
             let len = postcard::experimental::serialized_size(&record).unwrap_or(room);
             if used + len > room && !page.is_empty() {

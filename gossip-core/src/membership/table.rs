@@ -178,6 +178,7 @@ impl<A: Address> MemberTable<A> {
             incarnation: m.incarnation,
             state: m.state,
             zone: self.zone_name(m.zone).cloned(),
+            proof: None,
         })
     }
 
@@ -306,7 +307,7 @@ mod tests {
     use super::*;
 
     fn rec(name: &str, state: MemberState, zone: Option<&str>) -> MemberRecord<u32> {
-        MemberRecord { name: name.into(), addr: 1, generation: 1, incarnation: 0, state, zone: zone.map(Into::into) }
+        MemberRecord { name: name.into(), addr: 1, generation: 1, incarnation: 0, state, zone: zone.map(Into::into), proof: None }
     }
 
     #[test]

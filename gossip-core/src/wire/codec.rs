@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::message::Message;
 
 /// Wire protocol version written by this build.
-pub const PROTOCOL_VERSION: u8 = 1;
+pub const PROTOCOL_VERSION: u8 = 2;
 
 /// Why a datagram was dropped on arrival. Every drop is also counted in the metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -170,8 +170,10 @@ mod tests {
                     incarnation: 2,
                     state: MemberState::Suspect,
                     zone: Some("eu".into()),
+                    proof: None,
                 },
                 accuser: Some("node-a".into()),
+                signature: None,
             },
             Message::Broadcast { origin: "a".into(), id: 1, payload: vec![1, 2, 3] },
             Message::SyncPage { end: Some(crate::wire::ViewEnd { digest: 7, mark: 3, reply: true }), members: vec![] },

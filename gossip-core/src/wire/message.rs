@@ -51,6 +51,9 @@ pub struct MemberRecord<A> {
     pub state: MemberState,
     /// Zone label (rack, datacenter), if any.
     pub zone: Option<CompactString>,
+    /// With signed self-state ([`crate::Config::signing`]): the member's signature over its
+    /// claim (for a suspect or dead record, over the alive claim accused).
+    pub proof: Option<super::signing::Proof>,
 }
 
 impl<A> MemberRecord<A> {
@@ -131,8 +134,11 @@ pub enum Message<A> {
     Member {
         /// The record.
         record: MemberRecord<A>,
-        /// For suspicions: who suspects, so independent confirmations can be counted.
+        /// For suspicions (and, with signing, deaths): who accuses, so independent
+        /// confirmations can be counted and accusations limited per accuser.
         accuser: Option<CompactString>,
+        /// With signed self-state: the accuser's signature over the accusation.
+        signature: Option<super::signing::Signature>,
     },
     /// Periodic push-pull, first step: a hash of the sender's membership view. A receiver
     /// whose view hashes differently answers with its view: all of it, or only what changed
@@ -411,7 +417,7 @@ mod tests {
     use super::*;
 
     fn rec(generation: u64, incarnation: u32, state: MemberState) -> MemberRecord<u32> {
-        MemberRecord { name: "a".into(), addr: 1, generation, incarnation, state, zone: None }
+        MemberRecord { name: "a".into(), addr: 1, generation, incarnation, state, zone: None, proof: None }
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 pub(crate) mod bounded;
 pub mod codec;
+pub mod signing;
 mod message;
 pub mod security;
 

@@ -1,0 +1,196 @@
+//! Signed self-state on the node's side (with [`crate::Config::signing`]): checking members'
+//! proofs against the keys bound to their names, pinning keys on first use, checking and
+//! rate-limiting accusations per accuser, and attaching proofs and accusation signatures to
+//! what this node sends.
+//!
+//! What a verified proof buys: a member's liveness claim (alive at an incarnation, its
+//! address, its leave) cannot be made by anyone else, so a rogue member cannot refute on
+//! another's behalf, move it to another address, or make it leave. What it cannot buy: an
+//! accusation is an opinion, not a fact. A signed accusation is accepted as a suspicion (a
+//! "dead" from another node only confirms one), which the accused refutes; the accuser's
+//! name makes it accountable and lets receivers limit how many accusations it makes.
+
+use std::time::Instant;
+
+use compact_str::CompactString;
+use hashbrown::HashMap;
+
+use crate::membership::limits::TokenBuckets;
+use crate::membership::table::{Address, Slot};
+use crate::node::Node;
+use crate::wire::signing::{self, Keypair, Proof, PublicKey, Signature, Signing, Trust};
+use crate::wire::{MemberRecord, MemberState};
+
+/// An accusation this node relays for a suspect or dead member.
+#[derive(Debug, Clone)]
+pub(crate) struct HeldAccusation {
+    pub accuser: CompactString,
+    pub sig: Signature,
+    pub generation: u64,
+    pub incarnation: u32,
+    pub state: MemberState,
+}
+
+/// The node's signing state.
+#[derive(Debug)]
+pub(crate) struct SignedState {
+    pub keypair: Keypair,
+    trust: Trust,
+    /// Keys bound to names on first use; bounded by `max_pins`.
+    pinned: HashMap<CompactString, PublicKey, ahash::RandomState>,
+    max_pins: usize,
+    /// Each member's proof for the claim the table holds, with a hash of that claim (a copy
+    /// of a record already verified is not verified again).
+    proofs: HashMap<Slot, (Proof, u64), ahash::RandomState>,
+    /// For suspect and dead members: the accusation this node passes on.
+    pub accusations: HashMap<Slot, HeldAccusation, ahash::RandomState>,
+    accusers: TokenBuckets<CompactString>,
+}
+
+impl SignedState {
+    pub fn new(signing: Signing, max_members: usize, keys: [u64; 4]) -> Self {
+        let hasher = |i: usize| ahash::RandomState::with_seeds(keys[i % 4], keys[(i + 1) % 4], keys[(i + 2) % 4], 7);
+        SignedState {
+            keypair: signing.keypair,
+            trust: signing.trust,
+            pinned: HashMap::with_hasher(hasher(0)),
+            max_pins: max_members.saturating_mul(2).saturating_add(1024),
+            proofs: HashMap::with_hasher(hasher(1)),
+            accusations: HashMap::with_hasher(hasher(2)),
+            accusers: TokenBuckets::new(signing.accusation_burst, signing.accusations_per_s, keys),
+        }
+    }
+}
+
+fn claim_hash<A: Address>(label: &str, record: &MemberRecord<A>) -> u64 {
+    xxhash_rust::xxh3::xxh3_64(&signing::self_claim_bytes(label, record))
+}
+
+impl<A: Address> Node<A> {
+    /// The key bound to `name`, if any.
+    fn key_of(&self, name: &str) -> Option<PublicKey> {
+        let s = self.signed.as_ref()?;
+        if name == self.name {
+            return Some(s.keypair.public_key());
+        }
+        match &s.trust {
+            Trust::FirstUse => s.pinned.get(name).copied(),
+            Trust::Listed(list) => list.get(name).copied(),
+        }
+    }
+
+    /// Whether `record` carries its member's valid proof (always true without signing). A
+    /// first valid key for a name is pinned under trust on first use.
+    pub(crate) fn check_claim(&mut self, record: &MemberRecord<A>) -> bool {
+        let Some(s) = &self.signed else { return true };
+        let Some(proof) = record.proof else { return false };
+        let hash = claim_hash(&self.config.cluster_label, record);
+        let slot = self.members.find(&record.name);
+        if slot.and_then(|slot| s.proofs.get(&slot)).is_some_and(|held| held == &(proof, hash)) {
+            return true; // a copy of what we verified already
+        }
+        let bound = self.key_of(&record.name);
+        let listed = matches!(s.trust, Trust::Listed(_));
+        match bound {
+            Some(key) if key != proof.key => return false,
+            None if listed => return false,
+            _ => {}
+        }
+        if !signing::verify_claim(&self.config.cluster_label, record, &proof) {
+            return false;
+        }
+        if bound.is_none() {
+            let Some(s) = self.signed.as_mut() else { return false };
+            if s.pinned.len() >= s.max_pins {
+                return false;
+            }
+            s.pinned.insert(record.name.clone(), proof.key);
+        }
+        true
+    }
+
+    /// Whether `sig` is `accuser`'s valid signature accusing `record` (a suspect or dead
+    /// record), by the key bound to the accuser.
+    pub(crate) fn check_accusation(&self, record: &MemberRecord<A>, accuser: &str, sig: &Signature) -> bool {
+        let Some(key) = self.key_of(accuser) else { return false };
+        signing::verify_accusation(&self.config.cluster_label, record, accuser, &key, sig)
+    }
+
+    /// Takes one of `accuser`'s accusation tokens (always succeeds without signing).
+    pub(crate) fn admit_accusation(&mut self, now: Instant, accuser: &CompactString) -> bool {
+        let Some(s) = self.signed.as_mut() else { return true };
+        if s.accusers.take(now, accuser) {
+            return true;
+        }
+        self.metrics.accusations_rate_limited += 1;
+        false
+    }
+
+    /// Keeps the proof of the record the table now holds for `slot`.
+    pub(crate) fn remember_proof(&mut self, slot: Slot, record: &MemberRecord<A>) {
+        let hash = claim_hash(&self.config.cluster_label, record);
+        if let (Some(s), Some(proof)) = (self.signed.as_mut(), record.proof) {
+            s.proofs.insert(slot, (proof, hash));
+        }
+    }
+
+    /// Keeps an accepted accusation of `record` to pass on.
+    pub(crate) fn remember_accusation(&mut self, slot: Slot, record: &MemberRecord<A>, accuser: CompactString, sig: Signature) {
+        if let Some(s) = self.signed.as_mut() {
+            let held = HeldAccusation {
+                accuser,
+                sig,
+                generation: record.generation,
+                incarnation: record.incarnation,
+                state: record.state,
+            };
+            s.accusations.insert(slot, held);
+        }
+    }
+
+    /// Forgets what was kept for a slot whose member is gone from the table.
+    pub(crate) fn forget_signed(&mut self, slot: Slot) {
+        if let Some(s) = self.signed.as_mut() {
+            s.proofs.remove(&slot);
+            s.accusations.remove(&slot);
+        }
+    }
+
+    /// The table's record for `slot` with its member's proof, for sending.
+    pub(crate) fn record_out(&self, slot: Slot) -> Option<MemberRecord<A>> {
+        let mut record = self.members.record(slot)?;
+        if let Some(s) = &self.signed {
+            record.proof = s.proofs.get(&slot).map(|p| p.0);
+        }
+        Some(record)
+    }
+
+    /// This node's proof for its own record.
+    pub(crate) fn prove_self(&self, record: &MemberRecord<A>) -> Option<Proof> {
+        self.signed.as_ref().map(|s| s.keypair.prove(&self.config.cluster_label, record))
+    }
+
+    /// Accuser and signature to send with a suspect or dead `record`: the held accusation
+    /// (naming `announce` if given), or this node's own.
+    pub(crate) fn accusation_out(
+        &self,
+        slot: Slot,
+        record: &MemberRecord<A>,
+        announce: Option<&CompactString>,
+    ) -> (Option<CompactString>, Option<Signature>) {
+        let Some(s) = &self.signed else { return (announce.cloned(), None) };
+        let held = s.accusations.get(&slot).filter(|a| {
+            a.generation == record.generation
+                && a.incarnation == record.incarnation
+                && a.state == record.state
+                && announce.is_none_or(|n| *n == a.accuser)
+        });
+        match held {
+            Some(a) => (Some(a.accuser.clone()), Some(a.sig)),
+            None => {
+                let sig = s.keypair.accuse(&self.config.cluster_label, record, &self.name);
+                (Some(self.name.clone()), Some(sig))
+            }
+        }
+    }
+}

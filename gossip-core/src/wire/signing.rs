@@ -1,0 +1,294 @@
+//! Signed self-state: Ed25519 key pairs (ed25519-dalek) binding what a member says about itself
+//! to a key.
+//!
+//! With [`Signing`] configured, a member's own claims — alive at an incarnation (joining,
+//! refuting), its address and zone, its leave — carry a [`Proof`]: its public key and its
+//! signature over the claim. Relays pass the proof on unchanged, so a claim is checked against
+//! its author wherever it travels, and a rogue member cannot forge another's state or refute
+//! on its behalf. Accusations (suspect, dead) are signed by their accuser instead, which is what
+//! lets receivers rate-limit them per accuser.
+//!
+//! Keys are bound to member names by [`Trust`]: trust on first use (the first valid key seen
+//! for a name is pinned for the node's lifetime) or a configured list.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use compact_str::CompactString;
+use ed25519_dalek::{Signer, SigningKey, Verifier, VerifyingKey};
+use serde::{Deserialize, Serialize};
+use thiserror::Error;
+
+use super::{MemberRecord, MemberState};
+
+/// Domain tags: a signature over one kind of statement never verifies as another.
+const SELF_CLAIM: &str = "gossip/self-claim/v1";
+const ACCUSATION: &str = "gossip/accusation/v1";
+
+/// Why a key pair or public key was refused.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+#[non_exhaustive]
+pub enum SigningError {
+    /// A secret or public key is 64 hexadecimal digits (32 bytes).
+    #[error("an Ed25519 key is 64 hexadecimal digits (32 bytes)")]
+    BadKey,
+    /// The bytes are not a valid Ed25519 public key.
+    #[error("not a valid Ed25519 public key")]
+    BadPublicKey,
+    /// A trust list names a member twice, or a name is unusable.
+    #[error("trust list entry {0:?} is invalid or repeated")]
+    BadTrustEntry(String),
+}
+
+/// An Ed25519 public key: what others check a member's claims against.
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub struct PublicKey([u8; 32]);
+
+impl fmt::Debug for PublicKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "PublicKey({})", self.to_hex())
+    }
+}
+
+impl PublicKey {
+    /// Parses 64 hexadecimal digits.
+    pub fn from_hex(hex: &str) -> Result<Self, SigningError> {
+        let bytes = parse_hex32(hex)?;
+        VerifyingKey::from_bytes(&bytes).map_err(|_| SigningError::BadPublicKey)?;
+        Ok(PublicKey(bytes))
+    }
+
+    /// The key as 64 hexadecimal digits.
+    pub fn to_hex(&self) -> String {
+        self.0.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Whether `sig` is this key's signature over `message` (false for a malformed key).
+    fn verifies(&self, message: &[u8], sig: &Signature) -> bool {
+        let Ok(key) = VerifyingKey::from_bytes(&self.0) else { return false };
+        key.verify(message, &ed25519_dalek::Signature::from_bytes(&sig.0)).is_ok()
+    }
+}
+
+/// An Ed25519 signature.
+#[derive(Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Signature(#[serde(with = "serde_bytes")] [u8; 64]);
+
+impl fmt::Debug for Signature {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Signature({:02x}{:02x}..)", self.0[0], self.0[1])
+    }
+}
+
+/// A member's Ed25519 key pair. `Debug` shows the public key only.
+#[derive(Clone)]
+pub struct Keypair(SigningKey);
+
+impl fmt::Debug for Keypair {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Keypair({})", self.public_key().to_hex())
+    }
+}
+
+impl PartialEq for Keypair {
+    fn eq(&self, other: &Self) -> bool {
+        self.public_key() == other.public_key()
+    }
+}
+
+impl Keypair {
+    /// The key pair whose secret key is `secret` (32 bytes from a secure random source: see
+    /// `gossip keygen --signing`).
+    pub fn from_secret(secret: [u8; 32]) -> Self {
+        Keypair(SigningKey::from_bytes(&secret))
+    }
+
+    /// Parses a secret key written as 64 hexadecimal digits.
+    pub fn from_hex(hex: &str) -> Result<Self, SigningError> {
+        Ok(Keypair::from_secret(parse_hex32(hex)?))
+    }
+
+    /// The secret key as 64 hexadecimal digits (for writing a key file; handle with care).
+    pub fn secret_hex(&self) -> String {
+        self.0.to_bytes().iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// The public key others verify this key pair's claims with.
+    pub fn public_key(&self) -> PublicKey {
+        PublicKey(self.0.verifying_key().to_bytes())
+    }
+
+    fn sign(&self, message: &[u8]) -> Signature {
+        Signature(self.0.sign(message).to_bytes())
+    }
+}
+
+/// A member's signature over its own claim, with the key to check it (so that a first
+/// contact can pin the key). 97 bytes on the wire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Proof {
+    /// The author's public key.
+    pub key: PublicKey,
+    /// Its signature over the claim.
+    pub sig: Signature,
+}
+
+/// How member names are bound to public keys.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub enum Trust {
+    /// The first key seen with a valid signature for a name is pinned: a later claim under
+    /// another key is refused (a member that loses its key needs a new name, or a restart of
+    /// the cluster's nodes).
+    #[default]
+    FirstUse,
+    /// Only these members, with these keys, are accepted.
+    Listed(BTreeMap<CompactString, PublicKey>),
+}
+
+impl Trust {
+    /// Parses a trust list: one `NAME PUBLIC_KEY_HEX` per line; blank lines and `#` comments
+    /// are skipped.
+    pub fn parse_list(text: &str) -> Result<Self, SigningError> {
+        let mut list = BTreeMap::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty() && !l.starts_with('#')) {
+            let mut parts = line.split_whitespace();
+            let (Some(name), Some(key), None) = (parts.next(), parts.next(), parts.next()) else {
+                return Err(SigningError::BadTrustEntry(line.to_string()));
+            };
+            if crate::config::check_name("trust", name, false).is_err() {
+                return Err(SigningError::BadTrustEntry(name.to_string()));
+            }
+            if list.insert(CompactString::from(name), PublicKey::from_hex(key)?).is_some() {
+                return Err(SigningError::BadTrustEntry(name.to_string()));
+            }
+        }
+        Ok(Trust::Listed(list))
+    }
+}
+
+/// Signed self-state settings ([`crate::Config::signing`]). Every member of a cluster must
+/// sign once one does: unsigned claims are refused.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Signing {
+    /// This node's key pair.
+    pub keypair: Keypair,
+    /// How other members' keys are trusted.
+    pub trust: Trust,
+    /// Accusations (suspect or dead) accepted from one accuser in a burst.
+    pub accusation_burst: u32,
+    /// Accusations per second one accuser earns back. An honest member accuses at most one
+    /// member per probe interval plus its confirmations of suspicions it checks.
+    pub accusations_per_s: f64,
+}
+
+impl Signing {
+    /// Signing with `keypair`, trust on first use, and accusation limits of 16 at once and
+    /// 2 per second per accuser.
+    pub fn new(keypair: Keypair) -> Self {
+        Signing { keypair, trust: Trust::FirstUse, accusation_burst: 16, accusations_per_s: 2.0 }
+    }
+}
+
+/// The bytes a member signs to claim `record` about itself: its name, address, life,
+/// incarnation, zone, and whether it is alive or has left. A suspect or dead record carries
+/// the proof of the alive claim it accuses.
+pub(crate) fn self_claim_bytes<A: Serialize>(label: &str, record: &MemberRecord<A>) -> Vec<u8> {
+    let state = if record.state == MemberState::Left { MemberState::Left } else { MemberState::Alive };
+    let claim = (SELF_CLAIM, label, &record.name, &record.addr, record.generation, record.incarnation, state, &record.zone);
+    postcard::to_allocvec(&claim).unwrap_or_default()
+}
+
+/// The bytes an accuser signs to say `record` (suspect or dead) about its member.
+pub(crate) fn accusation_bytes<A>(label: &str, record: &MemberRecord<A>, accuser: &str) -> Vec<u8> {
+    let claim = (ACCUSATION, label, accuser, &record.name, record.generation, record.incarnation, record.state);
+    postcard::to_allocvec(&claim).unwrap_or_default()
+}
+
+impl Keypair {
+    /// This key pair's proof for `record`, a claim about itself.
+    pub(crate) fn prove<A: Serialize>(&self, label: &str, record: &MemberRecord<A>) -> Proof {
+        Proof { key: self.public_key(), sig: self.sign(&self_claim_bytes(label, record)) }
+    }
+
+    /// This key pair's signature accusing `record`'s member, as `accuser`.
+    pub(crate) fn accuse<A>(&self, label: &str, record: &MemberRecord<A>, accuser: &str) -> Signature {
+        self.sign(&accusation_bytes(label, record, accuser))
+    }
+}
+
+/// Whether `proof` is a valid signature of `record`'s claim under `proof.key`.
+pub(crate) fn verify_claim<A: Serialize>(label: &str, record: &MemberRecord<A>, proof: &Proof) -> bool {
+    proof.key.verifies(&self_claim_bytes(label, record), &proof.sig)
+}
+
+/// Whether `sig` is `key`'s accusation of `record` as `accuser`.
+pub(crate) fn verify_accusation<A>(
+    label: &str,
+    record: &MemberRecord<A>,
+    accuser: &str,
+    key: &PublicKey,
+    sig: &Signature,
+) -> bool {
+    key.verifies(&accusation_bytes(label, record, accuser), sig)
+}
+
+fn parse_hex32(hex: &str) -> Result<[u8; 32], SigningError> {
+    let hex = hex.trim();
+    if hex.len() != 64 || !hex.is_ascii() {
+        return Err(SigningError::BadKey);
+    }
+    let mut out = [0u8; 32];
+    for (i, byte) in out.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).map_err(|_| SigningError::BadKey)?;
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(state: MemberState, incarnation: u32) -> MemberRecord<u32> {
+        MemberRecord { name: "a".into(), addr: 7, generation: 1, incarnation, state, zone: None, proof: None }
+    }
+
+    #[test]
+    fn claims_verify_only_as_signed() {
+        let id = Keypair::from_secret([7; 32]);
+        let alive = record(MemberState::Alive, 3);
+        let proof = id.prove("c", &alive);
+        assert!(verify_claim("c", &alive, &proof));
+        // A suspicion of the same incarnation carries the alive proof.
+        assert!(verify_claim("c", &record(MemberState::Suspect, 3), &proof));
+        assert!(!verify_claim("c", &record(MemberState::Alive, 4), &proof), "another incarnation");
+        assert!(!verify_claim("c", &record(MemberState::Left, 3), &proof), "a leave is its own claim");
+        assert!(!verify_claim("other-cluster", &alive, &proof));
+        let moved = MemberRecord { addr: 8, ..alive.clone() };
+        assert!(!verify_claim("c", &moved, &proof), "the address is part of the claim");
+        let stranger = Keypair::from_secret([8; 32]);
+        assert!(!verify_claim("c", &alive, &Proof { key: stranger.public_key(), ..proof }));
+    }
+
+    #[test]
+    fn accusations_name_their_accuser() {
+        let id = Keypair::from_secret([9; 32]);
+        let suspect = record(MemberState::Suspect, 2);
+        let sig = id.accuse("c", &suspect, "b");
+        assert!(verify_accusation("c", &suspect, "b", &id.public_key(), &sig));
+        assert!(!verify_accusation("c", &suspect, "x", &id.public_key(), &sig), "another accuser");
+        assert!(!verify_accusation("c", &record(MemberState::Dead, 2), "b", &id.public_key(), &sig));
+    }
+
+    #[test]
+    fn keys_and_trust_lists_parse() {
+        let id = Keypair::from_secret([1; 32]);
+        assert_eq!(Keypair::from_hex(&id.secret_hex()).map(|i| i.public_key()), Ok(id.public_key()));
+        assert_eq!(PublicKey::from_hex(&id.public_key().to_hex()), Ok(id.public_key()));
+        assert_eq!(PublicKey::from_hex("zz"), Err(SigningError::BadKey));
+        let list = format!("# members\nnode-1 {}\n\n", id.public_key().to_hex());
+        assert!(matches!(Trust::parse_list(&list), Ok(Trust::Listed(l)) if l.len() == 1));
+        let twice = format!("{list}node-1 {}\n", id.public_key().to_hex());
+        assert!(matches!(Trust::parse_list(&twice), Err(SigningError::BadTrustEntry(_))));
+        assert!(!format!("{id:?}").contains(&id.secret_hex()), "Debug must not print the secret");
+    }
+}
