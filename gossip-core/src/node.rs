@@ -191,10 +191,8 @@ impl<A: Address> Node<A> {
         let mut rng = ChaCha8Rng::seed_from_u64(rng_seed);
         let keys: [u64; 4] = rng.random();
         let keyring = config.keyring.take();
-        let signed = config
-            .signing
-            .take()
-            .map(|s| crate::membership::signed::SignedState::new(s, config.max_members, keys));
+        let signed =
+            config.signing.take().map(|s| crate::membership::signed::SignedState::new(s, config.max_members, keys));
         let source_limiter =
             config.source_rate_limit.map(|limit| crate::membership::limits::SourceLimiter::new(limit, keys));
         let mut node = Node {
@@ -765,7 +763,7 @@ impl<A: Address> Node<A> {
     /// Live members (alive or suspect), excluding this node, in no particular order.
     pub fn members(&self) -> Vec<MemberRecord<A>> {
         let (local, remote) = self.members.live();
-        local.iter().chain(remote).filter_map(|&s| self.members.record(s)).collect()
+        local.iter().chain(remote).filter_map(|&s| self.record_out(s)).collect()
     }
 
     /// Number of live members, excluding this node.
@@ -775,12 +773,12 @@ impl<A: Address> Node<A> {
 
     /// Every member this node knows, including dead and left ones not yet forgotten.
     pub fn all_members(&self) -> Vec<MemberRecord<A>> {
-        self.members.iter().filter_map(|(s, _)| self.members.record(s)).collect()
+        self.members.iter().filter_map(|(s, _)| self.record_out(s)).collect()
     }
 
     /// What this node believes of one member.
     pub fn member(&self, name: &str) -> Option<MemberRecord<A>> {
-        self.members.find(name).and_then(|s| self.members.record(s))
+        self.members.find(name).and_then(|s| self.record_out(s))
     }
 
     /// Sets one of this node's keys, replicated to every member by anti-entropy; returns the
@@ -1047,7 +1045,11 @@ impl<A: Address> Node<A> {
 
     /// Sends one member record straight to `dest` (refutations, corrections, a leave).
     pub(crate) fn send_record(&mut self, dest: A, record: crate::wire::MemberRecord<A>, piggyback: bool) {
-        self.outbox.push_back(Outgoing { dest, messages: vec![Message::Member { record, accuser: None, signature: None }], piggyback });
+        self.outbox.push_back(Outgoing {
+            dest,
+            messages: vec![Message::Member { record, accuser: None, signature: None }],
+            piggyback,
+        });
     }
 
     /// Counts one sent message of `kind`, `len` bytes encoded.

@@ -26,7 +26,15 @@ fn datagram(cluster: &str, sender: &str, messages: &[Message<u32>]) -> Vec<u8> {
 }
 
 fn record(name: &str, addr: u32, generation: u64, incarnation: u32) -> MemberRecord<u32> {
-    MemberRecord { name: name.into(), addr, generation, incarnation, state: MemberState::Alive, zone: None, proof: None }
+    MemberRecord {
+        name: name.into(),
+        addr,
+        generation,
+        incarnation,
+        state: MemberState::Alive,
+        zone: None,
+        proof: None,
+    }
 }
 
 fn member(record: MemberRecord<u32>) -> Message<u32> {
@@ -250,7 +258,11 @@ fn invalid_member_names_are_dropped() {
             datagram("gossip", "b", &[member(record(bad, 3, GEN, 0))]),
             datagram("gossip", "b", &[Message::Ping { seq: 1, target: bad.into() }]),
             datagram("gossip", "b", &[Message::PingReq { seq: 1, target: bad.into(), target_addr: 3 }]),
-            datagram("gossip", "b", &[Message::Member { record: record("c", 3, GEN, 0), accuser: Some(bad.into()), signature: None }]),
+            datagram(
+                "gossip",
+                "b",
+                &[Message::Member { record: record("c", 3, GEN, 0), accuser: Some(bad.into()), signature: None }],
+            ),
             datagram("gossip", "b", &[member(MemberRecord { zone: Some(bad.into()), ..record("c", 3, GEN, 0) })]),
             datagram(
                 "gossip",
@@ -564,6 +576,22 @@ fn every_transmit_fits_the_smallest_valid_mtu() {
     assert_all_within_mtu(&c);
 }
 
+#[test]
+fn every_transmit_fits_the_smallest_valid_mtu_with_signed_records() {
+    use gossip_core::wire::signing::{Keypair, Signing};
+    let long: Vec<String> = (0..4).map(|i| format!("{i}{}", "n".repeat(127))).collect();
+    let names: Vec<&str> = long.iter().map(String::as_str).collect();
+    let signing = Some(Signing::new(Keypair::from_secret([5; 32])));
+    let config = Config { signing, ..Config::lan() };
+    let config = Config { mtu: config.min_mtu(), ..config };
+    let mut c = Cluster::joined(&names, &config);
+    c.crashed[3] = true; // suspicions and deaths: records with an accuser's signature
+    c.run(Duration::from_secs(45), Duration::from_millis(50));
+    assert_all_within_mtu(&c);
+    assert!(c.nodes[0].member(names[3]).is_some_and(|m| m.state == MemberState::Dead));
+    assert!(c.nodes[0].member(names[1]).is_some_and(|m| m.proof.is_some()), "records carry proofs");
+}
+
 // ----- (e) broadcasts ------------------------------------------------------------------------
 
 #[test]
@@ -755,8 +783,11 @@ fn suspicion_of_self_is_refuted() {
     let mut accused = a.self_record();
     assert_eq!((accused.generation, accused.incarnation), (GEN, 0));
     accused.state = MemberState::Suspect;
-    let bytes =
-        datagram(&config.cluster_label, "b", &[Message::Member { record: accused.clone(), accuser: Some("x".into()), signature: None }]);
+    let bytes = datagram(
+        &config.cluster_label,
+        "b",
+        &[Message::Member { record: accused.clone(), accuser: Some("x".into()), signature: None }],
+    );
     assert_eq!(a.handle_message(now, 2, &bytes), Ok(()));
     let me = a.self_record();
     assert_eq!(me.incarnation, 1);
@@ -810,7 +841,10 @@ fn a_ping_carrying_a_suspicion_gets_its_ack_and_the_refutation_in_one_datagram()
     let ping = datagram(
         &config.cluster_label,
         "b",
-        &[Message::Ping { seq: 9, target: "a".into() }, Message::Member { record: accused, accuser: Some("b".into()), signature: None }],
+        &[
+            Message::Ping { seq: 9, target: "a".into() },
+            Message::Member { record: accused, accuser: Some("b".into()), signature: None },
+        ],
     );
     a.handle_message(now, 2, &ping).expect("ping");
     let out = drain_transmits(&mut a);
@@ -832,7 +866,11 @@ fn a_stale_accusation_is_corrected_by_a_member_that_knows_of_the_refutation() {
     drain_transmits(&mut a);
     // b still gossips a suspicion of c that c refuted (incarnation 2 beats 1).
     let stale = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 1) };
-    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: stale, accuser: Some("b".into()), signature: None }]);
+    let bytes = datagram(
+        &config.cluster_label,
+        "b",
+        &[Message::Member { record: stale, accuser: Some("b".into()), signature: None }],
+    );
     a.handle_message(now, 2, &bytes).expect("stale accusation");
     assert_eq!(a.member("c").map(|r| (r.state, r.incarnation)), Some((MemberState::Alive, 2)));
     assert_eq!(a.metrics().corrections_sent, 1);
@@ -845,7 +883,11 @@ fn a_stale_accusation_is_corrected_by_a_member_that_knows_of_the_refutation() {
     );
     // A current accusation is news, not stale: no correction.
     let current = MemberRecord { state: MemberState::Suspect, ..record("c", 3, GEN, 2) };
-    let bytes = datagram(&config.cluster_label, "b", &[Message::Member { record: current, accuser: Some("b".into()), signature: None }]);
+    let bytes = datagram(
+        &config.cluster_label,
+        "b",
+        &[Message::Member { record: current, accuser: Some("b".into()), signature: None }],
+    );
     a.handle_message(now, 2, &bytes).expect("accusation");
     assert_eq!(a.member("c").map(|r| r.state), Some(MemberState::Suspect));
     assert_eq!(a.metrics().corrections_sent, 1);
@@ -857,7 +899,8 @@ fn refutation_spreads_through_a_cluster() {
     let label = c.nodes[0].config().cluster_label.clone();
     // b starts suspecting a (a rumor from c says so).
     let suspect = MemberRecord { state: MemberState::Suspect, ..c.nodes[0].self_record() };
-    let bytes = datagram(&label, "c", &[Message::Member { record: suspect, accuser: Some("c".into()), signature: None }]);
+    let bytes =
+        datagram(&label, "c", &[Message::Member { record: suspect, accuser: Some("c".into()), signature: None }]);
     let now = c.now;
     c.nodes[1].handle_message(now, 3, &bytes).expect("suspicion");
     assert_eq!(c.nodes[1].member("a").map(|r| r.state), Some(MemberState::Suspect));

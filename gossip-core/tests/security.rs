@@ -2,10 +2,13 @@
 //! datagrams are refused and counted; a key rotation and the rolling switch to encryption
 //! keep every member in.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use gossip_core::wire::security::{Key, Keyring, SealMode};
-use gossip_core::{Config, DropReason, Event, Identity, Node, Transmit};
+mod common;
+
+use common::{pass, Net};
+use gossip_core::{Config, DropReason, Identity, Node};
 
 fn key(b: u8) -> Key {
     Key::from_bytes([b; 32])
@@ -13,74 +16,6 @@ fn key(b: u8) -> Key {
 
 fn sealed_config(keys: Vec<Key>, mode: SealMode) -> Config {
     Config { keyring: Some(Keyring::new(keys).expect("keys")), seal_mode: mode, ..Config::local() }
-}
-
-struct Net {
-    nodes: Vec<Node<u32>>,
-    now: Instant,
-}
-
-impl Net {
-    fn new(configs: Vec<Config>) -> Self {
-        let now = Instant::now();
-        let nodes: Vec<Node<u32>> = configs
-            .into_iter()
-            .enumerate()
-            .map(|(i, c)| {
-                let id = Identity { name: format!("n{i}"), addr: i as u32 + 1, generation: 1 };
-                Node::new(c, id, i as u64 + 11, now).expect("node")
-            })
-            .collect();
-        let mut net = Net { nodes, now };
-        let seeds = vec![1u32];
-        for i in 1..net.nodes.len() {
-            net.nodes[i].join(now, seeds.clone());
-        }
-        net
-    }
-
-    /// Runs for `d` in 10 ms steps, delivering everything (through `tap`, which may alter or
-    /// drop a datagram).
-    fn run(&mut self, d: Duration, tap: &mut impl FnMut(usize, &mut Transmit<u32>) -> bool) {
-        let end = self.now + d;
-        while self.now < end {
-            self.now += Duration::from_millis(10);
-            let now = self.now;
-            for n in &mut self.nodes {
-                n.poll_timer(now);
-            }
-            let mut out = Vec::new();
-            for (i, n) in self.nodes.iter_mut().enumerate() {
-                while let Some(t) = n.poll_transmit() {
-                    out.push((i, t));
-                }
-            }
-            for (from, mut t) in out {
-                if !tap(from, &mut t) {
-                    continue;
-                }
-                let to = t.destination as usize - 1;
-                if let Some(n) = self.nodes.get_mut(to) {
-                    let _ = n.handle_message(now, from as u32 + 1, &t.contents);
-                }
-            }
-        }
-    }
-
-    fn converged(&self) -> bool {
-        self.nodes.iter().all(|n| n.live_count() == self.nodes.len() - 1)
-    }
-
-    fn downs(&mut self) -> usize {
-        self.nodes
-            .iter_mut()
-            .map(|n| std::iter::from_fn(|| n.poll_event()).filter(|e| matches!(e, Event::MemberDown(_))).count())
-            .sum()
-    }
-}
-
-fn pass(_: usize, _: &mut Transmit<u32>) -> bool {
-    true
 }
 
 #[test]

@@ -244,7 +244,8 @@ fn dead_members_are_forgotten_after_reclaim_time_and_stale_gossip_does_not_resur
         assert!(sim.node(id).and_then(|n| n.member("n4")).is_none(), "dead member not forgotten");
     }
     // Replay the old alive record from a live member: it must not come back.
-    let bytes = codec::encode_datagram("gossip", "n2", &[Message::Member { record: stale, accuser: None, signature: None }]);
+    let bytes =
+        codec::encode_datagram("gossip", "n2", &[Message::Member { record: stale, accuser: None, signature: None }]);
     let now = sim.now();
     let _ = sim.node_mut(ids[1]).map(|n| n.handle_message(now, ids[2], &bytes));
     sim.poke(ids[1]);

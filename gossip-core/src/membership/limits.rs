@@ -65,7 +65,8 @@ impl<K: Eq + Hash + Clone> TokenBuckets<K> {
             // Keep the ones still draining; full buckets carry no information.
             let burst = self.burst;
             let rate = self.rate;
-            self.buckets.retain(|_, (tokens, at)| *tokens + rate * now.saturating_duration_since(*at).as_secs_f64() < burst);
+            self.buckets
+                .retain(|_, (tokens, at)| *tokens + rate * now.saturating_duration_since(*at).as_secs_f64() < burst);
         }
         let (tokens, at) = self.buckets.entry(key.clone()).or_insert((self.burst, now));
         *tokens = (*tokens + self.rate * now.saturating_duration_since(*at).as_secs_f64()).min(self.burst);

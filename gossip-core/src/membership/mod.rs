@@ -101,10 +101,8 @@ impl<A: Address> Node<A> {
                 && record.incarnation == cur_inc
             {
                 if let Some(by) = &accuser {
-                    let new_accuser = self
-                        .suspicions
-                        .get(&slot)
-                        .is_some_and(|s| !s.accusations.accusers.iter().any(|a| a == by));
+                    let new_accuser =
+                        self.suspicions.get(&slot).is_some_and(|s| !s.accusations.accusers.iter().any(|a| a == by));
                     if new_accuser && self.admit_accusation(now, by) && self.confirm_suspicion(slot, by) {
                         if let Some(sig) = signature {
                             self.remember_accusation(slot, &record, by.clone(), sig);

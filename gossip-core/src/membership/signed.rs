@@ -135,7 +135,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Keeps an accepted accusation of `record` to pass on.
-    pub(crate) fn remember_accusation(&mut self, slot: Slot, record: &MemberRecord<A>, accuser: CompactString, sig: Signature) {
+    pub(crate) fn remember_accusation(
+        &mut self,
+        slot: Slot,
+        record: &MemberRecord<A>,
+        accuser: CompactString,
+        sig: Signature,
+    ) {
         if let Some(s) = self.signed.as_mut() {
             let held = HeldAccusation {
                 accuser,

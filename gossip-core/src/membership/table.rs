@@ -307,7 +307,15 @@ mod tests {
     use super::*;
 
     fn rec(name: &str, state: MemberState, zone: Option<&str>) -> MemberRecord<u32> {
-        MemberRecord { name: name.into(), addr: 1, generation: 1, incarnation: 0, state, zone: zone.map(Into::into), proof: None }
+        MemberRecord {
+            name: name.into(),
+            addr: 1,
+            generation: 1,
+            incarnation: 0,
+            state,
+            zone: zone.map(Into::into),
+            proof: None,
+        }
     }
 
     #[test]

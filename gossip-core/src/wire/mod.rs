@@ -5,9 +5,9 @@
 
 pub(crate) mod bounded;
 pub mod codec;
-pub mod signing;
 mod message;
 pub mod security;
+pub mod signing;
 
 pub use codec::{DecodeError, Envelope, Header, PROTOCOL_VERSION};
 pub use message::{MemberRecord, MemberState, Message, MessageKind, StateContinuation, ViewEnd};

@@ -194,24 +194,28 @@ impl Signing {
 /// the proof of the alive claim it accuses.
 pub(crate) fn self_claim_bytes<A: Serialize>(label: &str, record: &MemberRecord<A>) -> Vec<u8> {
     let state = if record.state == MemberState::Left { MemberState::Left } else { MemberState::Alive };
-    let claim = (SELF_CLAIM, label, &record.name, &record.addr, record.generation, record.incarnation, state, &record.zone);
+    let claim =
+        (SELF_CLAIM, label, &record.name, &record.addr, record.generation, record.incarnation, state, &record.zone);
     postcard::to_allocvec(&claim).unwrap_or_default()
 }
 
-/// The bytes an accuser signs to say `record` (suspect or dead) about its member.
+/// The bytes an accuser signs to accuse `record`'s member in that life and incarnation. The
+/// signature does not say suspect or dead: a receiver treats another node's "dead" as a
+/// suspicion anyway, and passes it on as one under the same signature.
 pub(crate) fn accusation_bytes<A>(label: &str, record: &MemberRecord<A>, accuser: &str) -> Vec<u8> {
-    let claim = (ACCUSATION, label, accuser, &record.name, record.generation, record.incarnation, record.state);
+    let claim = (ACCUSATION, label, accuser, &record.name, record.generation, record.incarnation);
     postcard::to_allocvec(&claim).unwrap_or_default()
 }
 
 impl Keypair {
-    /// This key pair's proof for `record`, a claim about itself.
-    pub(crate) fn prove<A: Serialize>(&self, label: &str, record: &MemberRecord<A>) -> Proof {
+    /// This key pair's proof for `record`, a claim about itself (what a node attaches to
+    /// its own records; public for tools and tests that speak for this key).
+    pub fn prove<A: Serialize>(&self, label: &str, record: &MemberRecord<A>) -> Proof {
         Proof { key: self.public_key(), sig: self.sign(&self_claim_bytes(label, record)) }
     }
 
     /// This key pair's signature accusing `record`'s member, as `accuser`.
-    pub(crate) fn accuse<A>(&self, label: &str, record: &MemberRecord<A>, accuser: &str) -> Signature {
+    pub fn accuse<A>(&self, label: &str, record: &MemberRecord<A>, accuser: &str) -> Signature {
         self.sign(&accusation_bytes(label, record, accuser))
     }
 }
@@ -276,7 +280,8 @@ mod tests {
         let sig = id.accuse("c", &suspect, "b");
         assert!(verify_accusation("c", &suspect, "b", &id.public_key(), &sig));
         assert!(!verify_accusation("c", &suspect, "x", &id.public_key(), &sig), "another accuser");
-        assert!(!verify_accusation("c", &record(MemberState::Dead, 2), "b", &id.public_key(), &sig));
+        assert!(verify_accusation("c", &record(MemberState::Dead, 2), "b", &id.public_key(), &sig), "suspect or dead");
+        assert!(!verify_accusation("c", &record(MemberState::Suspect, 3), "b", &id.public_key(), &sig));
     }
 
     #[test]

@@ -1,0 +1,206 @@
+//! Signed self-state on real nodes in memory: forged claims (another member's alive record,
+//! refutation, address or leave) are refused and counted; accusations need their accuser's
+//! signature, only ever start a suspicion, and are limited per accuser; a trust list keeps
+//! strangers out; one source flooding a node is cut at its rate limit.
+
+mod common;
+
+use std::time::Duration;
+
+use common::{pass, Net};
+use gossip_core::wire::signing::{Keypair, Signing, Trust};
+use gossip_core::wire::{codec, MemberRecord, MemberState, Message};
+use gossip_core::{Config, DropReason, Event, HandleError};
+
+fn keypair(i: usize) -> Keypair {
+    Keypair::from_secret([i as u8 + 1; 32])
+}
+
+fn signed_config(i: usize) -> Config {
+    Config { signing: Some(Signing::new(keypair(i))), ..Config::local() }
+}
+
+/// `n` signed nodes, converged.
+fn signed_net(n: usize) -> Net {
+    let mut net = Net::new((0..n).map(signed_config).collect());
+    net.run(Duration::from_secs(5), &mut pass);
+    assert!(net.converged(), "signed nodes join and converge");
+    let _ = net.downs();
+    net
+}
+
+/// Delivers `messages` to node `to` as a datagram from node `from`.
+fn inject(net: &mut Net, from: usize, to: usize, messages: &[Message<u32>]) -> Result<(), HandleError> {
+    let label = net.nodes[to].config().cluster_label.clone();
+    let bytes = codec::encode_datagram(&label, &format!("n{from}"), messages);
+    let now = net.now;
+    net.nodes[to].handle_message(now, from as u32 + 1, &bytes)
+}
+
+fn member(record: MemberRecord<u32>) -> Message<u32> {
+    Message::Member { record, accuser: None, signature: None }
+}
+
+fn view_of(net: &Net, observer: usize, name: &str) -> MemberRecord<u32> {
+    net.nodes[observer].member(name).expect("member known")
+}
+
+#[test]
+fn signed_nodes_converge_and_a_crash_is_still_detected() {
+    let mut net = signed_net(6);
+    // Node 5 stops answering: every survivor declares it dead by its own suspicion timeout.
+    net.run(Duration::from_secs(20), &mut |from, t| from != 5 && t.destination != 6);
+    for i in 0..5 {
+        assert_eq!(view_of(&net, i, "n5").state, MemberState::Dead, "n{i} sees the crash");
+    }
+    let m = net.nodes[0].metrics();
+    assert_eq!((m.forged_records, m.accusations_unsigned), (0, 0), "honest traffic verifies");
+}
+
+#[test]
+fn forged_alive_records_refutations_moves_and_leaves_are_refused() {
+    let mut net = signed_net(4);
+    let label = net.nodes[0].config().cluster_label.clone();
+    let rogue = keypair(3);
+    let honest = view_of(&net, 0, "n1");
+    let before = net.nodes[0].metrics().forged_records;
+    // Another member's claims signed with the rogue's own key, or with no proof at all.
+    let bumped = MemberRecord { incarnation: honest.incarnation + 5, ..honest.clone() };
+    let signed_by_rogue = MemberRecord { proof: Some(rogue.prove(&label, &bumped)), ..bumped.clone() };
+    let unsigned = MemberRecord { proof: None, ..bumped.clone() };
+    // n1's genuine proof, replayed with another address or as a leave.
+    let genuine = net.nodes[1].self_record();
+    let moved = MemberRecord { addr: 77, ..genuine.clone() };
+    let left = MemberRecord { state: MemberState::Left, ..genuine.clone() };
+    for forged in [signed_by_rogue, unsigned, moved, left] {
+        inject(&mut net, 3, 0, &[member(forged)]).expect("well-formed datagram");
+    }
+    assert_eq!(net.nodes[0].metrics().forged_records - before, 4, "each forgery refused and counted");
+    let now = view_of(&net, 0, "n1");
+    assert_eq!((now.incarnation, now.addr, now.state), (honest.incarnation, 2, MemberState::Alive));
+    net.run(Duration::from_secs(3), &mut pass);
+    assert_eq!(net.downs(), 0);
+}
+
+#[test]
+fn forged_refutation_cannot_save_a_crashed_member() {
+    let mut net = signed_net(4);
+    let label = net.nodes[0].config().cluster_label.clone();
+    let rogue = keypair(3);
+    // n2 crashes; as soon as n0 suspects it, the rogue "refutes" for it, again and again.
+    let mut refuted = 0;
+    for _ in 0..200 {
+        net.run(Duration::from_millis(100), &mut |from, t| from != 2 && t.destination != 3);
+        let seen = view_of(&net, 0, "n2");
+        if seen.state == MemberState::Suspect {
+            let alive = MemberRecord { state: MemberState::Alive, incarnation: seen.incarnation + 1, ..seen };
+            let forged = MemberRecord { proof: Some(rogue.prove(&label, &alive)), ..alive };
+            inject(&mut net, 3, 0, &[member(forged)]).expect("well-formed datagram");
+            refuted += 1;
+        }
+    }
+    assert!(refuted > 0, "the rogue had suspicions to refute");
+    assert_eq!(view_of(&net, 0, "n2").state, MemberState::Dead, "forged refutations did not keep it alive");
+}
+
+#[test]
+fn forged_accusations_change_nothing_and_a_signed_one_is_only_a_suspicion() {
+    let mut net = signed_net(4);
+    let label = net.nodes[0].config().cluster_label.clone();
+    let rogue = keypair(3);
+    let target = net.nodes[1].self_record();
+    let dead = MemberRecord { state: MemberState::Dead, ..target.clone() };
+    // No signature; a signature naming another accuser; the rogue's key posing as n2.
+    let forged = [
+        Message::Member { record: dead.clone(), accuser: Some("n3".into()), signature: None },
+        Message::Member {
+            record: dead.clone(),
+            accuser: Some("n2".into()),
+            signature: Some(rogue.accuse(&label, &dead, "n2")),
+        },
+    ];
+    inject(&mut net, 3, 0, &forged).expect("well-formed datagram");
+    assert_eq!(view_of(&net, 0, "n1").state, MemberState::Alive, "unsigned accusations are not applied");
+    assert_eq!(net.nodes[0].metrics().accusations_unsigned, 2);
+    // The rogue's own signed "dead": a suspicion at n0, which n1 refutes.
+    let signed = Message::Member {
+        record: dead.clone(),
+        accuser: Some("n3".into()),
+        signature: Some(rogue.accuse(&label, &dead, "n3")),
+    };
+    inject(&mut net, 3, 0, &[signed]).expect("well-formed datagram");
+    assert_eq!(view_of(&net, 0, "n1").state, MemberState::Suspect, "one accuser's verdict only starts a suspicion");
+    net.run(Duration::from_secs(10), &mut pass);
+    let after = view_of(&net, 0, "n1");
+    assert_eq!(after.state, MemberState::Alive, "the member refuted");
+    assert!(after.incarnation > target.incarnation);
+    assert_eq!(net.downs(), 0, "nobody was removed");
+}
+
+#[test]
+fn accusations_are_rate_limited_per_accuser() {
+    let n = 24;
+    let mut net = signed_net(n);
+    let label = net.nodes[0].config().cluster_label.clone();
+    let rogue = keypair(n - 1);
+    let accuser = format!("n{}", n - 1);
+    let burst = Signing::new(keypair(0)).accusation_burst as u64;
+    // The rogue suspects every other member at once.
+    for i in 1..n - 1 {
+        let suspect = MemberRecord { state: MemberState::Suspect, ..view_of(&net, 0, &format!("n{i}")) };
+        let sig = rogue.accuse(&label, &suspect, &accuser);
+        let m = Message::Member { record: suspect, accuser: Some(accuser.as_str().into()), signature: Some(sig) };
+        inject(&mut net, n - 1, 0, &[m]).expect("well-formed datagram");
+    }
+    let suspected = (1..n - 1).filter(|i| view_of(&net, 0, &format!("n{i}")).state == MemberState::Suspect).count();
+    let limited = net.nodes[0].metrics().accusations_rate_limited;
+    assert_eq!(suspected as u64, burst, "a burst of accusations accepted");
+    assert_eq!(limited, (n - 2) as u64 - burst, "the rest refused and counted");
+    net.run(Duration::from_secs(10), &mut pass);
+    assert_eq!(net.downs(), 0, "every suspect refuted");
+}
+
+#[test]
+fn a_trust_list_keeps_unlisted_and_unsigned_nodes_out() {
+    let listed: Vec<usize> = (0..3).collect();
+    let list = Trust::Listed(listed.iter().map(|&i| (format!("n{i}").into(), keypair(i).public_key())).collect());
+    let mut configs: Vec<Config> = (0..4)
+        .map(|i| Config {
+            signing: Some(Signing { trust: list.clone(), ..Signing::new(keypair(i)) }),
+            ..Config::local()
+        })
+        .collect();
+    configs.push(Config::local()); // n4: does not sign at all
+    let mut net = Net::new(configs);
+    net.run(Duration::from_secs(5), &mut pass);
+    for i in 0..3 {
+        let names: Vec<String> = net.nodes[i].members().iter().map(|m| m.name.to_string()).collect();
+        assert_eq!(names.len(), 2, "n{i} holds exactly the other listed members: {names:?}");
+        assert!(!names.iter().any(|n| n == "n3" || n == "n4"));
+    }
+    assert!(net.nodes[0].metrics().forged_records > 0, "the strangers' claims were refused");
+    let events: Vec<Event<u32>> = std::iter::from_fn(|| net.nodes[0].poll_event()).collect();
+    assert!(!events.iter().any(|e| matches!(e, Event::MemberUp(m) if m.name == "n3" || m.name == "n4")));
+}
+
+#[test]
+fn flood_from_one_source_is_cut_at_its_rate_limit() {
+    let mut net = Net::new(vec![Config::local(), Config::local()]);
+    net.run(Duration::from_secs(2), &mut pass);
+    let limit = Config::local().source_rate_limit.expect("limited by default") as usize;
+    let ping = Message::Ping { seq: 1, target: "n0".into() };
+    let (mut refused, mut handled) = (0, 0);
+    for _ in 0..limit * 3 {
+        match inject(&mut net, 1, 0, &[ping.clone()]) {
+            Err(HandleError::RateLimited) => refused += 1,
+            Ok(()) => handled += 1,
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(handled <= limit && handled >= limit - 20, "about one second's worth handled: {handled}");
+    assert_eq!(net.nodes[0].metrics().dropped(DropReason::RateLimited), refused as u64);
+    // The next second the source is heard again, and membership never noticed.
+    net.run(Duration::from_secs(1), &mut pass);
+    assert!(inject(&mut net, 1, 0, &[ping]).is_ok());
+    assert!(net.converged());
+}

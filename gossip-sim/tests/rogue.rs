@@ -1,0 +1,98 @@
+//! A rogue member on the simulator, with signed self-state on: it belongs to the cluster (its
+//! own key is trusted) and for two virtual minutes gossips "dead" about live members, forged
+//! refutations (alive at a higher incarnation) and forged leaves for others. Nobody live is
+//! removed, nobody's record moves past what its owner said, and the forgeries are counted.
+
+use std::time::Duration;
+
+use gossip_core::wire::signing::{Keypair, Signing};
+use gossip_core::wire::{codec, MemberRecord, MemberState, Message};
+use gossip_core::{Config, Event};
+use gossip_sim::{NetConfig, NodeId, Sim};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+fn keypair(i: usize) -> Keypair {
+    let mut secret = [0u8; 32];
+    secret[..8].copy_from_slice(&(i as u64 + 1).to_le_bytes());
+    Keypair::from_secret(secret)
+}
+
+#[test]
+fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
+    let n = 40;
+    let mut sim = Sim::new(21, NetConfig::default());
+    let ids: Vec<NodeId> = (0..n)
+        .map(|i| sim.add_node(format!("n{i}"), Config { signing: Some(Signing::new(keypair(i))), ..Config::lan() }))
+        .collect();
+    for &id in &ids[1..] {
+        sim.join(id, &[ids[0]]);
+    }
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    let _ = sim.take_trace();
+    let rogue = ids[n - 1];
+    let rogue_name = format!("n{}", n - 1);
+    let key = keypair(n - 1);
+    let label = Config::lan().cluster_label;
+    let honest: Vec<NodeId> = ids[..n - 1].to_vec();
+    let mut rng = ChaCha8Rng::seed_from_u64(5);
+    for _ in 0..480 {
+        sim.run_for(Duration::from_millis(250));
+        let pick = |rng: &mut ChaCha8Rng| honest[rng.random_range(0..honest.len())];
+        let (accused, impersonated, dest) = (pick(&mut rng), pick(&mut rng), pick(&mut rng));
+        let view = |sim: &Sim, id: NodeId| sim.node(rogue).and_then(|r| r.member(sim.name(id)));
+        let (Some(a), Some(b)) = (view(&sim, accused), view(&sim, impersonated)) else { continue };
+        let dead = MemberRecord { state: MemberState::Dead, ..a };
+        let sig = key.accuse(&label, &dead, &rogue_name);
+        let bumped = MemberRecord { incarnation: b.incarnation + 10, ..b.clone() };
+        let left = MemberRecord { state: MemberState::Left, incarnation: b.incarnation + 1, ..b };
+        let messages = [
+            Message::Member { record: dead, accuser: Some(rogue_name.as_str().into()), signature: Some(sig) },
+            Message::Member {
+                record: MemberRecord { proof: Some(key.prove(&label, &bumped)), ..bumped },
+                accuser: None,
+                signature: None,
+            },
+            Message::Member {
+                record: MemberRecord { proof: Some(key.prove(&label, &left)), ..left },
+                accuser: None,
+                signature: None,
+            },
+        ];
+        let bytes = codec::encode_datagram(&label, &rogue_name, &messages);
+        let now = sim.now();
+        let _ = sim.node_mut(dest).map(|node| node.handle_message(now, rogue, &bytes));
+        sim.poke(dest);
+    }
+    sim.run_for(Duration::from_secs(20));
+
+    let removed: Vec<(NodeId, String)> = sim
+        .take_trace()
+        .into_iter()
+        .filter_map(|e| match e.event {
+            Event::MemberDown(m) | Event::MemberLeft(m) => Some((e.node, m.name.to_string())),
+            _ => None,
+        })
+        .collect();
+    assert!(removed.is_empty(), "live members removed: {removed:?}");
+    let mut forged = 0;
+    let mut limited = 0;
+    let mut suspicions = 0;
+    for &observer in &honest {
+        let node = sim.node(observer).expect("node");
+        let m = node.metrics();
+        forged += m.forged_records;
+        limited += m.accusations_rate_limited;
+        suspicions += m.suspicions_raised;
+        for &other in honest.iter().filter(|&&o| o != observer) {
+            let owner = sim.node(other).expect("node").self_record();
+            let seen = node.member(&owner.name).expect("still a member");
+            assert_eq!(seen.state, MemberState::Alive, "{} as seen by n{observer}", owner.name);
+            assert!(seen.incarnation <= owner.incarnation, "a forged incarnation of {} was taken", owner.name);
+        }
+    }
+    let refutations: u64 = honest.iter().filter_map(|&id| sim.node(id)).map(|n| n.metrics().refutations).sum();
+    eprintln!("forged records refused {forged}, accusations rate-limited {limited}, refutations {refutations}, suspicions raised {suspicions}");
+    assert!(forged >= 400, "every forged refutation and leave was refused: {forged}");
+    assert!(refutations > 0, "the accused refuted the rogue's signed accusations");
+}
