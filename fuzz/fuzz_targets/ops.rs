@@ -2,12 +2,16 @@
 //! with loss and duplication, junk datagrams, key/value writes, CRDT updates, aggregates,
 //! broadcasts, leaves, crashes and restarts) never panics, and after every step each node's
 //! view is consistent: it never lists itself, and its live count matches its live members.
+//! Half of the runs sign self-state (Ed25519), with accusations signed by a node's key about
+//! any member it knows, delivered to any node.
 #![no_main]
 
 use std::time::{Duration, Instant};
 
 use arbitrary::Arbitrary;
 use gossip_core::crdt::{AwSet, PnCounter};
+use gossip_core::wire::signing::{Keypair, Signing};
+use gossip_core::wire::{codec, MemberRecord, MemberState, Message};
 use gossip_core::{Config, Identity, Node, Transmit};
 use libfuzzer_sys::fuzz_target;
 
@@ -25,24 +29,31 @@ enum Op {
     Leave { node: u8 },
     Crash { node: u8 },
     Restart { node: u8 },
+    Accuse { by: u8, target: u8, to: u8, dead: bool, bump: u8 },
 }
 
 const N: usize = 3;
 
-fn fresh(i: usize, generation: u64, now: Instant) -> Option<Node<u32>> {
+fn keypair(i: usize) -> Keypair {
+    Keypair::from_secret([i as u8 + 1; 32])
+}
+
+fn fresh(i: usize, generation: u64, now: Instant, signed: bool) -> Option<Node<u32>> {
     let id = Identity { name: format!("n{i}"), addr: i as u32 + 1, generation };
-    let mut node = Node::new(Config::local(), id, generation * 31 + i as u64, now).ok()?;
+    let signing = signed.then(|| Signing::new(keypair(i)));
+    let mut node = Node::new(Config { signing, ..Config::local() }, id, generation * 31 + i as u64, now).ok()?;
     if i > 0 {
         node.join(now, vec![1]);
     }
     Some(node)
 }
 
-fuzz_target!(|ops: Vec<Op>| {
+fuzz_target!(|input: (bool, Vec<Op>)| {
+    let (signed, ops) = input;
     let start = Instant::now();
     let mut now = start;
     let mut generation = [1u64; N];
-    let mut nodes: Vec<Option<Node<u32>>> = (0..N).map(|i| fresh(i, 1, now)).collect();
+    let mut nodes: Vec<Option<Node<u32>>> = (0..N).map(|i| fresh(i, 1, now, signed)).collect();
     let mut wire: Vec<Transmit<u32>> = Vec::new();
     for op in ops.into_iter().take(400) {
         let pick = |n: u8| n as usize % N;
@@ -116,12 +127,29 @@ fuzz_target!(|ops: Vec<Op>| {
                     let _ = n.leave(now);
                 }
             }
+            Op::Accuse { by, target, to, dead, bump } => {
+                let (by, to) = (pick(by), pick(to));
+                let record = nodes[by].as_ref().and_then(|n| n.member(&format!("n{}", pick(target))));
+                if let (Some(record), Some(Some(n))) = (record, nodes.get_mut(to)) {
+                    let state = if dead { MemberState::Dead } else { MemberState::Suspect };
+                    let record = MemberRecord {
+                        state,
+                        incarnation: record.incarnation.wrapping_add(u32::from(bump % 3)),
+                        ..record
+                    };
+                    let accuser = format!("n{by}");
+                    let signature = Some(keypair(by).accuse(&n.config().cluster_label, &record, &accuser));
+                    let message = Message::Member { record, accuser: Some(accuser.as_str().into()), signature };
+                    let bytes = codec::encode_datagram(&n.config().cluster_label.clone(), &accuser, &[message]);
+                    let _ = n.handle_message(now, by as u32 + 1, &bytes);
+                }
+            }
             Op::Crash { node } => nodes[pick(node)] = None,
             Op::Restart { node } => {
                 let i = pick(node);
                 if nodes[i].is_none() {
                     generation[i] += 1;
-                    nodes[i] = fresh(i, generation[i], now);
+                    nodes[i] = fresh(i, generation[i], now, signed);
                 }
             }
         }

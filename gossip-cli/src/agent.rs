@@ -75,6 +75,14 @@ pub struct AgentArgs {
     /// require (the default).
     #[arg(long, value_enum, default_value_t = SealArg::Require)]
     seal_mode: SealArg,
+    /// Sign this node's self-state with the Ed25519 secret key in FILE (64 hex digits, from
+    /// `gossip keygen --signing`); every member of the cluster must sign.
+    #[arg(long, value_name = "FILE")]
+    signing_key: Option<std::path::PathBuf>,
+    /// With --signing-key: accept only the members listed in FILE (one `NAME PUBLIC_KEY` per
+    /// line) instead of trusting each name's first key.
+    #[arg(long, value_name = "FILE", requires = "signing_key")]
+    trust: Option<std::path::PathBuf>,
     /// Key/value pair KEY=VALUE this node sets at start; repeatable.
     #[arg(long = "set")]
     set: Vec<String>,
@@ -175,7 +183,8 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
         }
         None => None,
     };
-    let config = Config { keyring, seal_mode: args.seal_mode.mode(), ..Config::lan() };
+    let signing = signing_settings(&args)?;
+    let config = Config { keyring, seal_mode: args.seal_mode.mode(), signing, ..Config::lan() };
     let name = args.name.clone().unwrap_or_else(|| args.bind.to_string());
     let quic_tls = match (&args.ca, &args.cert, &args.key) {
         (Some(ca), Some(cert), Some(key)) => {
@@ -309,6 +318,22 @@ fn command(handle: &gossip_tokio::Handle, line: &str) -> bool {
 }
 
 /// `key install|use|remove|list` and `seal MODE`.
+/// Reads --signing-key and --trust.
+fn signing_settings(args: &AgentArgs) -> Result<Option<gossip_core::wire::signing::Signing>, String> {
+    use gossip_core::wire::signing::{Keypair, Signing, Trust};
+    let Some(path) = &args.signing_key else { return Ok(None) };
+    let text = std::fs::read_to_string(path).map_err(|e| format!("--signing-key {}: {e}", path.display()))?;
+    let keypair = Keypair::from_hex(&text).map_err(|e| format!("--signing-key {}: {e}", path.display()))?;
+    let trust = match &args.trust {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).map_err(|e| format!("--trust {}: {e}", path.display()))?;
+            Trust::parse_list(&text).map_err(|e| format!("--trust {}: {e}", path.display()))?
+        }
+        None => Trust::FirstUse,
+    };
+    Ok(Some(Signing { trust, ..Signing::new(keypair) }))
+}
+
 fn keyring_command(handle: &gossip_tokio::Handle, cmd: &str, rest: &str) -> Result<(), String> {
     use gossip_core::wire::security::{Key, SealMode};
     let (sub, arg) = rest.split_once(' ').map_or((rest, ""), |(s, a)| (s, a.trim()));

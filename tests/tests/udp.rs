@@ -387,6 +387,30 @@ fn key_rotation_across_twenty_real_nodes_with_no_member_flapping() {
     }
 }
 
+#[test]
+fn signed_self_state_works_across_tokio_and_smol_nodes() {
+    use gossip_core::wire::signing::{Keypair, Signing};
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let config = |i: usize| gossip_core::Config {
+        signing: Some(Signing::new(Keypair::from_secret([i as u8 + 1; 32]))),
+        ..fast_config()
+    };
+    let adapter = |i: usize| if i & 1 == 0 { Adapter::Tokio } else { Adapter::Smol };
+    let first = TestNode::start(adapter(0), config(0), "s0", &[]);
+    let seed = first.addr();
+    let mut nodes = vec![first];
+    for i in 1..8 {
+        nodes.push(TestNode::start(adapter(i), config(i), &format!("s{i}"), &[seed]));
+    }
+    assert_converges(&mut nodes, Duration::from_secs(30));
+    for n in &nodes {
+        let m = n.handle.metrics();
+        assert_eq!((m.forged_records, m.accusations_unsigned), (0, 0), "{}: honest claims verify", n.name());
+        assert!(n.handle.members().iter().all(|m| m.proof.is_some()), "{}: every record proven", n.name());
+    }
+}
+
 fn resident_bytes() -> u64 {
     let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
     let kb = status.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1));
