@@ -266,6 +266,7 @@ impl<A: Address> Node<A> {
             let mode = node.config.seal_mode;
             node.start_sealing(ring, mode);
         }
+        node.refresh_self_proof();
         tracing::debug!(name = %node.name, generation = node.generation, "node created");
         Ok(node)
     }
@@ -697,6 +698,7 @@ impl<A: Address> Node<A> {
         let _ = now;
         self.self_state = MemberState::Left;
         self.incarnation = self.incarnation.saturating_add(1);
+        self.refresh_self_proof();
         self.joining = false;
         self.queue_self_rumor(true);
         let record = self.self_record();
@@ -747,17 +749,15 @@ impl<A: Address> Node<A> {
 
     /// This node's own record as it announces it.
     pub fn self_record(&self) -> MemberRecord<A> {
-        let mut record = MemberRecord {
+        MemberRecord {
             name: self.name.clone(),
             addr: self.addr.clone(),
             generation: self.generation,
             incarnation: self.incarnation,
             state: self.self_state,
             zone: self.zone.clone(),
-            proof: None,
-        };
-        record.proof = self.prove_self(&record);
-        record
+            proof: self.self_proof(),
+        }
     }
 
     /// Live members (alive or suspect), excluding this node, in no particular order.

@@ -282,6 +282,7 @@ impl<A: Address> Node<A> {
                 }
             }
             self.incarnation = record.incarnation.saturating_add(1);
+            self.refresh_self_proof();
             self.queue_self_rumor(true);
             // Besides the rumor, answer the sender and the accuser directly: the rumor's few
             // retransmissions may all miss them, and their timers are running.

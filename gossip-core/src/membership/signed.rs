@@ -45,6 +45,8 @@ pub(crate) struct SignedState {
     /// For suspect and dead members: the accusation this node passes on.
     pub accusations: HashMap<Slot, HeldAccusation, ahash::RandomState>,
     accusers: TokenBuckets<CompactString>,
+    /// This node's proof of its current record (signed once per change, not per message).
+    self_proof: Option<Proof>,
 }
 
 impl SignedState {
@@ -58,6 +60,7 @@ impl SignedState {
             proofs: HashMap::with_hasher(hasher(1)),
             accusations: HashMap::with_hasher(hasher(2)),
             accusers: TokenBuckets::new(signing.accusation_burst, signing.accusations_per_s, keys),
+            self_proof: None,
         }
     }
 }
@@ -171,9 +174,20 @@ impl<A: Address> Node<A> {
         Some(record)
     }
 
-    /// This node's proof for its own record.
-    pub(crate) fn prove_self(&self, record: &MemberRecord<A>) -> Option<Proof> {
-        self.signed.as_ref().map(|s| s.keypair.prove(&self.config.cluster_label, record))
+    /// This node's proof for its own current record.
+    pub(crate) fn self_proof(&self) -> Option<Proof> {
+        self.signed.as_ref().and_then(|s| s.self_proof)
+    }
+
+    /// Signs this node's record anew: call after its incarnation or state changed.
+    pub(crate) fn refresh_self_proof(&mut self) {
+        if self.signed.is_none() {
+            return;
+        }
+        let record = MemberRecord { proof: None, ..self.self_record() };
+        if let Some(s) = self.signed.as_mut() {
+            s.self_proof = Some(s.keypair.prove(&self.config.cluster_label, &record));
+        }
     }
 
     /// Accuser and signature to send with a suspect or dead `record`: the held accusation
