@@ -170,11 +170,55 @@ fn bench_ping_ack(group: &mut BenchmarkGroup<'_, WallTime>) -> (Vec<u8>, Vec<u8>
     (ping, ack)
 }
 
+/// Signed self-state: what a member pays to sign a claim, and what a receiver pays to take a
+/// fresh signed record (decode, verify the proof, apply), one record per datagram.
+fn bench_signing(group: &mut BenchmarkGroup<'_, WallTime>) {
+    use gossip_core::wire::signing::{Keypair, Signing};
+    let label = Config::lan().cluster_label;
+    let now = Instant::now();
+    let config =
+        Config { signing: Some(Signing::new(Keypair::from_secret([1; 32]))), source_rate_limit: None, ..Config::lan() };
+    let identity = Identity { name: "node-b".into(), addr: B_ADDR, generation: 1_700_000_000 };
+    let mut b = Node::new(config, identity, 5, now).expect("valid config");
+    let member_key = Keypair::from_secret([2; 32]);
+    let mut incarnation = 0;
+    let mut signed = |incarnation: u32| {
+        let r = record(0, incarnation);
+        let proof = Some(member_key.prove(&label, &r));
+        datagram(
+            &label,
+            &member_name(0),
+            &[Message::Member { record: MemberRecord { proof, ..r }, accuser: None, signature: None }],
+        )
+    };
+    report("signed member record", &signed(1), 1);
+    group.throughput(Throughput::Elements(1));
+    group.bench_function("sign_claim", |bencher| {
+        let r = record(0, 1);
+        bencher.iter(|| black_box(member_key.prove(&label, black_box(&r))));
+    });
+    group.bench_function("signed_record", |bencher| {
+        bencher.iter_batched(
+            || {
+                incarnation += 1;
+                signed(incarnation)
+            },
+            |d| {
+                let _ = b.handle_message(now, 100, &d);
+                while b.poll_transmit().is_some() {}
+                while b.poll_event().is_some() {}
+            },
+            criterion::BatchSize::SmallInput,
+        );
+    });
+}
+
 fn benches(c: &mut Criterion) {
     let label = Config::lan().cluster_label;
     let mut group = c.benchmark_group("core");
     group.measurement_time(Duration::from_secs(5));
     let (ping, ack) = bench_ping_ack(&mut group);
+    bench_signing(&mut group);
 
     // Decode the same ping and ack the exchange handled.
     let (ping, ack) = (ping.as_slice(), ack.as_slice());

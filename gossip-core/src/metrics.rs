@@ -160,6 +160,9 @@ pub struct Metrics {
     /// With signed self-state: member records refused because their author's proof was
     /// missing, invalid, or made with a key other than the one bound to the name.
     pub forged_records: u64,
+    /// With signed self-state: key/value writes refused because they did not carry their
+    /// owner's valid signature (with the owner's later writes in the same delta).
+    pub forged_writes: u64,
     /// With signed self-state: accusations refused because no known key of the named accuser
     /// signed them (they are applied as the accused member's alive claim only).
     pub accusations_unsigned: u64,

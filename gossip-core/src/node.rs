@@ -794,6 +794,7 @@ impl<A: Address> Node<A> {
             return Err(crate::antientropy::KvError::ValueTooLarge { len: value.len(), max: fits }.into());
         }
         let version = self.state.set(key, value)?;
+        self.sign_own_write(version);
         self.queue_state_rumor(self.name.clone(), version);
         Ok(version)
     }
@@ -806,6 +807,7 @@ impl<A: Address> Node<A> {
         }
         let version = self.state.delete(now, key)?;
         if let Some(v) = version {
+            self.sign_own_write(v);
             self.queue_state_rumor(self.name.clone(), v);
         }
         Ok(version)

@@ -204,3 +204,61 @@ fn flood_from_one_source_is_cut_at_its_rate_limit() {
     assert!(inject(&mut net, 1, 0, &[ping]).is_ok());
     assert!(net.converged());
 }
+
+#[test]
+fn forged_key_value_writes_are_refused_and_signed_ones_spread() {
+    use gossip_core::antientropy::{KeyUpdate, ParticipantDelta};
+    let mut net = signed_net(4);
+    net.nodes[1].set("color", b"blue".to_vec()).expect("set");
+    net.nodes[1].delete(net.now, "color").expect("delete");
+    net.nodes[1].set("size", b"9".to_vec()).expect("set");
+    net.run(Duration::from_secs(8), &mut pass);
+    for i in [0, 2, 3] {
+        assert_eq!(net.nodes[i].get("n1", "size").map(|(v, _)| v.to_vec()), Some(b"9".to_vec()), "n{i} has n1's write");
+        assert!(net.nodes[i].get("n1", "color").is_none(), "and its deletion");
+    }
+    // The rogue writes in n1's name: a new version signed with its own key, and one unsigned.
+    let label = net.nodes[0].config().cluster_label.clone();
+    let generation = net.nodes[1].self_record().generation;
+    let held = net.nodes[0].get("n1", "size").map_or(0, |(_, v)| v);
+    let mut forged = KeyUpdate { key: "size".into(), value: Some(b"666".to_vec()), version: held + 1, sig: None };
+    forged.sig = Some(keypair(3).sign_write(&label, "n1", generation, &forged));
+    let unsigned = KeyUpdate { key: "admin".into(), value: Some(b"yes".to_vec()), version: held + 2, sig: None };
+    let delta = ParticipantDelta {
+        node: "n1".into(),
+        generation,
+        reset: false,
+        after: held,
+        through: held + 2,
+        gc_version: 0,
+        updates: vec![forged.clone(), unsigned],
+    };
+    inject(&mut net, 3, 0, &[Message::StateDelta { deltas: vec![delta], more: None }]).expect("well-formed datagram");
+    inject(
+        &mut net,
+        3,
+        2,
+        &[Message::StateUpdate {
+            delta: ParticipantDelta {
+                node: "n1".into(),
+                generation,
+                reset: false,
+                after: held,
+                through: held + 1,
+                gc_version: 0,
+                updates: vec![forged],
+            },
+        }],
+    )
+    .expect("well-formed datagram");
+    assert_eq!(net.nodes[0].metrics().forged_writes, 2);
+    assert_eq!(net.nodes[2].metrics().forged_writes, 1);
+    net.run(Duration::from_secs(5), &mut pass);
+    // n1's own next write still gets through everywhere.
+    net.nodes[1].set("size", b"10".to_vec()).expect("set");
+    net.run(Duration::from_secs(8), &mut pass);
+    for i in [0, 2, 3] {
+        assert_eq!(net.nodes[i].get("n1", "size").map(|(v, _)| v.to_vec()), Some(b"10".to_vec()), "n{i}");
+        assert!(net.nodes[i].get("n1", "admin").is_none(), "n{i} took a forged key");
+    }
+}

@@ -55,8 +55,9 @@ impl<A: Address> Node<A> {
     /// and the names involved.
     pub(crate) fn max_state_value(&self, key: &str) -> usize {
         // The delta's owner name, generation, flags, versions and list length; the update's
-        // key, version and value length prefixes.
-        let overhead = self.name.len() + 40 + key.len() + 16;
+        // key, version and value length prefixes; its signature, if any.
+        let signature = if self.signed.is_some() { 66 } else { 1 };
+        let overhead = self.name.len() + 40 + key.len() + 16 + signature;
         self.bulk_room().saturating_sub(overhead)
     }
 
@@ -182,6 +183,7 @@ impl<A: Address> Node<A> {
             let forgotten = self.forgotten.get(d.node.as_str()).is_some_and(|&(g, _)| d.generation <= g);
             known.is_none_or(|g| d.generation >= g) && !forgotten
         });
+        self.check_writes(&mut deltas);
         let before = self.state.rejected();
         for change in self.state.apply(now, deltas) {
             self.events.push_back(match change {

@@ -87,6 +87,8 @@ pub struct KeyUpdate {
     pub value: Option<Vec<u8>>,
     /// The participant's version of this write.
     pub version: u64,
+    /// With signed self-state: the participant's signature over this write.
+    pub sig: Option<crate::wire::signing::Signature>,
 }
 
 /// Updates of one participant, in increasing version order, with no version left out between
@@ -141,6 +143,9 @@ pub enum KvChange {
 struct Entry {
     value: Option<Vec<u8>>,
     version: u64,
+    /// The owner's signature over this write, with signed self-state (boxed: most stores
+    /// hold none).
+    sig: Option<Box<crate::wire::signing::Signature>>,
     /// When this node learned of the deletion (tombstones only).
     deleted_at: Option<Instant>,
 }
@@ -173,7 +178,7 @@ impl Participant {
     fn update(&self, version: u64) -> Option<KeyUpdate> {
         let key = self.by_version.get(&version)?;
         let entry = self.entries.get(key)?;
-        Some(KeyUpdate { key: key.clone(), value: entry.value.clone(), version })
+        Some(KeyUpdate { key: key.clone(), value: entry.value.clone(), version, sig: entry.sig.as_deref().copied() })
     }
 }
 
@@ -223,7 +228,7 @@ impl KvStore {
             return Err(KvError::TooManyKeys { max: max_keys });
         }
         let version = own.max_version + 1;
-        own.put(key.into(), Entry { value: Some(value), version, deleted_at: None });
+        own.put(key.into(), Entry { value: Some(value), version, sig: None, deleted_at: None });
         Ok(version)
     }
 
@@ -236,8 +241,22 @@ impl KvStore {
             return Ok(None);
         }
         let version = own.max_version + 1;
-        own.put(key.into(), Entry { value: None, version, deleted_at: Some(now) });
+        own.put(key.into(), Entry { value: None, version, sig: None, deleted_at: Some(now) });
         Ok(Some(version))
+    }
+
+    /// This node's write at `version`, to be signed.
+    pub(crate) fn own_update(&self, version: u64) -> Option<KeyUpdate> {
+        self.participants.get(&self.own)?.update(version)
+    }
+
+    /// Attaches this node's signature to its write at `version`.
+    pub(crate) fn sign_own(&mut self, version: u64, sig: crate::wire::signing::Signature) {
+        let own = self.own_mut();
+        let Some(key) = own.by_version.get(&version).cloned() else { return };
+        if let Some(entry) = own.entries.get_mut(&key) {
+            entry.sig = Some(Box::new(sig));
+        }
     }
 
     /// `node`'s value of `key` and its version, if set (not deleted).
@@ -554,7 +573,8 @@ impl KvStore {
                 if update.value.is_some() || was_set {
                     changes.push(change);
                 }
-                p.put(update.key, Entry { value: update.value, version: update.version, deleted_at });
+                let sig = update.sig.map(Box::new);
+                p.put(update.key, Entry { value: update.value, version: update.version, sig, deleted_at });
             }
             if complete {
                 p.max_version = p.max_version.max(delta.through);

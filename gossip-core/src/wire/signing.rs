@@ -24,6 +24,7 @@ use super::{MemberRecord, MemberState};
 /// Domain tags: a signature over one kind of statement never verifies as another.
 const SELF_CLAIM: &str = "gossip/self-claim/v1";
 const ACCUSATION: &str = "gossip/accusation/v1";
+const KV_WRITE: &str = "gossip/kv-write/v1";
 
 /// Why a key pair or public key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -207,7 +208,31 @@ pub(crate) fn accusation_bytes<A>(label: &str, record: &MemberRecord<A>, accuser
     postcard::to_allocvec(&claim).unwrap_or_default()
 }
 
+/// The bytes a member signs for one write of its key/value state (a set or a deletion) in a
+/// life: relays cannot change the value, the key or the version.
+pub(crate) fn kv_write_bytes(
+    label: &str,
+    node: &str,
+    generation: u64,
+    update: &crate::antientropy::KeyUpdate,
+) -> Vec<u8> {
+    let value = update.value.as_deref();
+    let claim = (KV_WRITE, label, node, generation, &update.key, update.version, value);
+    postcard::to_allocvec(&claim).unwrap_or_default()
+}
+
 impl Keypair {
+    /// This key pair's signature over its own key/value write.
+    pub fn sign_write(
+        &self,
+        label: &str,
+        node: &str,
+        generation: u64,
+        update: &crate::antientropy::KeyUpdate,
+    ) -> Signature {
+        self.sign(&kv_write_bytes(label, node, generation, update))
+    }
+
     /// This key pair's proof for `record`, a claim about itself (what a node attaches to
     /// its own records; public for tools and tests that speak for this key).
     pub fn prove<A: Serialize>(&self, label: &str, record: &MemberRecord<A>) -> Proof {
@@ -234,6 +259,17 @@ pub(crate) fn verify_accusation<A>(
     sig: &Signature,
 ) -> bool {
     key.verifies(&accusation_bytes(label, record, accuser), sig)
+}
+
+/// Whether `update` carries `key`'s valid signature as `node`'s write in `generation`.
+pub(crate) fn verify_write(
+    label: &str,
+    node: &str,
+    generation: u64,
+    update: &crate::antientropy::KeyUpdate,
+    key: &PublicKey,
+) -> bool {
+    update.sig.is_some_and(|sig| key.verifies(&kv_write_bytes(label, node, generation, update), &sig))
 }
 
 fn parse_hex32(hex: &str) -> Result<[u8; 32], SigningError> {
