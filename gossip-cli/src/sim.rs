@@ -25,6 +25,8 @@ pub enum Scenario {
     Stall,
     /// Joins, leaves, crashes and restarts at a rate, then convergence.
     Churn,
+    /// A scripted scenario from a TOML file (gossip sim run FILE.toml): faults on a timeline, checks
+    Run,
     /// Writers set keys; time until every node holds them, then traffic while keys change and once in sync
     Antientropy,
     /// Every node updates a shared counter and set: time until every replica is exact
@@ -50,6 +52,9 @@ pub struct SimArgs {
     /// The experiment.
     #[arg(value_enum)]
     scenario: Scenario,
+    /// run: the scenario file (see examples/*.toml).
+    #[arg(value_name = "FILE.toml", required_if_eq("scenario", "run"))]
+    file: Option<std::path::PathBuf>,
     /// Cluster size.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
@@ -112,6 +117,12 @@ pub struct SimArgs {
 
 /// Runs the experiment and prints its result.
 pub fn run(args: SimArgs) -> Result<(), String> {
+    if args.scenario == Scenario::Run {
+        return crate::sim_run::run(args.file.as_deref(), args.json, args.plot.as_deref());
+    }
+    if args.file.is_some() {
+        return Err("a scenario file goes with `gossip sim run FILE.toml` only".into());
+    }
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
     }
@@ -148,6 +159,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
+        Scenario::Run => return Err("`run` takes a scenario file".into()),
         Scenario::Pushsum => {
             let r = scenarios::pushsum(&common, args.rounds, tick);
             let chart = Chart::Bars {
@@ -271,7 +283,7 @@ fn cdf(xs: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// A progress bar on a terminal; hidden otherwise (and with --json).
-fn progress(runs: usize, json: bool) -> ProgressBar {
+pub(crate) fn progress(runs: usize, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }
