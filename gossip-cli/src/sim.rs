@@ -174,13 +174,18 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         }
         Scenario::Crdt => {
             let r = scenarios::crdt(&common, args.ops_per_node, !args.counter_only, tick);
-            let chart = Chart::Bars {
-                title: format!("crdt: {} nodes x {} updates: delta sizes", r.nodes, r.ops_per_node),
-                y_label: "bytes".into(),
-                bars: vec![
-                    ("counter delta".into(), r.counter_delta_bytes),
-                    ("set add delta".into(), r.set_delta_bytes),
-                ],
+            let mut lines = vec![Line { name: "counter".into(), points: r.curve.iter().map(|c| (c.0, c.1)).collect() }];
+            if !args.counter_only {
+                lines.push(Line { name: "set".into(), points: r.curve.iter().map(|c| (c.0, c.2)).collect() });
+            }
+            let chart = Chart::Lines {
+                title: format!(
+                    "crdt: {} nodes x {} updates within 1 s, loss {} (first run)",
+                    r.nodes, r.ops_per_node, common.loss
+                ),
+                x_label: "seconds since the first update".into(),
+                y_label: "fraction of replicas holding their final value".into(),
+                lines,
             };
             (render(&r, args.json), chart)
         }
@@ -194,12 +199,22 @@ pub fn run(args: SimArgs) -> Result<(), String> {
                 Duration::from_secs(args.duration_s),
                 tick,
             );
-            let chart = Chart::Bars {
-                title: format!("antientropy: {} nodes, {} writers x {} keys", r.nodes, r.writers, r.keys_per_node),
-                y_label: "anti-entropy bytes / node / s".into(),
-                bars: vec![
-                    (format!("{} updates/s", r.updates_per_s), r.bytes_per_node_s),
-                    ("in sync".into(), r.idle_bytes_per_node_s),
+            let chart = Chart::Lines {
+                title: format!(
+                    "antientropy: {} nodes, {} writers x {} keys; {} updates/s from {:.0} to {:.0} s (first run)",
+                    r.nodes, r.writers, r.keys_per_node, r.updates_per_s, r.updates_window_s.0, r.updates_window_s.1
+                ),
+                x_label: "seconds since the initial writes".into(),
+                y_label: "fraction up to date".into(),
+                lines: vec![
+                    Line {
+                        name: "nodes holding every key's latest version".into(),
+                        points: r.curve.iter().map(|c| (c.0, c.1)).collect(),
+                    },
+                    Line {
+                        name: "key replicas at the latest version".into(),
+                        points: r.curve.iter().map(|c| (c.0, c.2)).collect(),
+                    },
                 ],
             };
             (render(&r, args.json), chart)
