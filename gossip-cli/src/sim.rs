@@ -52,7 +52,8 @@ pub struct SimArgs {
     /// The experiment.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// run: the scenario file (see examples/*.toml).
+    /// run: the scenario file (see examples/*.toml). It sets nodes, seed, runs, preset and
+    /// network itself: with `run`, only --json and --plot apply.
     #[arg(value_name = "FILE.toml", required_if_eq("scenario", "run"))]
     file: Option<std::path::PathBuf>,
     /// Cluster size.
