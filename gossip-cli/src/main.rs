@@ -24,6 +24,7 @@ mod keygen;
 mod local;
 mod plot;
 mod sim;
+mod sim_run;
 
 use clap::{Parser, Subcommand};
 

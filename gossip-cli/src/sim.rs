@@ -25,6 +25,8 @@ pub enum Scenario {
     Stall,
     /// Joins, leaves, crashes and restarts at a rate, then convergence.
     Churn,
+    /// A scripted scenario from a TOML file (gossip sim run FILE.toml): faults on a timeline, checks
+    Run,
     /// Writers set keys; time until every node holds them, then traffic while keys change and once in sync
     Antientropy,
     /// Every node updates a shared counter and set: time until every replica is exact
@@ -50,6 +52,10 @@ pub struct SimArgs {
     /// The experiment.
     #[arg(value_enum)]
     scenario: Scenario,
+    /// run: the scenario file (see examples/*.toml). It sets nodes, seed, runs, preset and
+    /// network itself: with `run`, only --json and --plot apply.
+    #[arg(value_name = "FILE.toml", required_if_eq("scenario", "run"))]
+    file: Option<std::path::PathBuf>,
     /// Cluster size.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
@@ -112,6 +118,12 @@ pub struct SimArgs {
 
 /// Runs the experiment and prints its result.
 pub fn run(args: SimArgs) -> Result<(), String> {
+    if args.scenario == Scenario::Run {
+        return crate::sim_run::run(args.file.as_deref(), args.json, args.plot.as_deref());
+    }
+    if args.file.is_some() {
+        return Err("a scenario file goes with `gossip sim run FILE.toml` only".into());
+    }
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
     }
@@ -148,6 +160,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
+        Scenario::Run => return Err("`run` takes a scenario file".into()),
         Scenario::Pushsum => {
             let r = scenarios::pushsum(&common, args.rounds, tick);
             let chart = Chart::Bars {
@@ -162,13 +175,18 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         }
         Scenario::Crdt => {
             let r = scenarios::crdt(&common, args.ops_per_node, !args.counter_only, tick);
-            let chart = Chart::Bars {
-                title: format!("crdt: {} nodes x {} updates: delta sizes", r.nodes, r.ops_per_node),
-                y_label: "bytes".into(),
-                bars: vec![
-                    ("counter delta".into(), r.counter_delta_bytes),
-                    ("set add delta".into(), r.set_delta_bytes),
-                ],
+            let mut lines = vec![Line { name: "counter".into(), points: r.curve.iter().map(|c| (c.0, c.1)).collect() }];
+            if !args.counter_only {
+                lines.push(Line { name: "set".into(), points: r.curve.iter().map(|c| (c.0, c.2)).collect() });
+            }
+            let chart = Chart::Lines {
+                title: format!(
+                    "crdt: {} nodes x {} updates within 1 s, loss {} (first run)",
+                    r.nodes, r.ops_per_node, common.loss
+                ),
+                x_label: "seconds since the first update".into(),
+                y_label: "fraction of replicas holding their final value".into(),
+                lines,
             };
             (render(&r, args.json), chart)
         }
@@ -182,12 +200,22 @@ pub fn run(args: SimArgs) -> Result<(), String> {
                 Duration::from_secs(args.duration_s),
                 tick,
             );
-            let chart = Chart::Bars {
-                title: format!("antientropy: {} nodes, {} writers x {} keys", r.nodes, r.writers, r.keys_per_node),
-                y_label: "anti-entropy bytes / node / s".into(),
-                bars: vec![
-                    (format!("{} updates/s", r.updates_per_s), r.bytes_per_node_s),
-                    ("in sync".into(), r.idle_bytes_per_node_s),
+            let chart = Chart::Lines {
+                title: format!(
+                    "antientropy: {} nodes, {} writers x {} keys; {} updates/s from {:.0} to {:.0} s (first run)",
+                    r.nodes, r.writers, r.keys_per_node, r.updates_per_s, r.updates_window_s.0, r.updates_window_s.1
+                ),
+                x_label: "seconds since the initial writes".into(),
+                y_label: "fraction up to date".into(),
+                lines: vec![
+                    Line {
+                        name: "nodes holding every key's latest version".into(),
+                        points: r.curve.iter().map(|c| (c.0, c.1)).collect(),
+                    },
+                    Line {
+                        name: "key replicas at the latest version".into(),
+                        points: r.curve.iter().map(|c| (c.0, c.2)).collect(),
+                    },
                 ],
             };
             (render(&r, args.json), chart)
@@ -271,7 +299,7 @@ fn cdf(xs: &[f64]) -> Vec<(f64, f64)> {
 }
 
 /// A progress bar on a terminal; hidden otherwise (and with --json).
-fn progress(runs: usize, json: bool) -> ProgressBar {
+pub(crate) fn progress(runs: usize, json: bool) -> ProgressBar {
     if json || !std::io::stderr().is_terminal() {
         return ProgressBar::hidden();
     }

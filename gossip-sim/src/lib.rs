@@ -26,6 +26,7 @@
 #![deny(missing_docs)]
 
 pub mod scenarios;
+pub mod script;
 
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;

@@ -711,6 +711,74 @@ pub struct AntiEntropyResult {
     pub max_staleness_s: f64,
     /// Wall-clock seconds.
     pub wall_s: f64,
+    /// First run, from the initial writes until in sync after the updates: (virtual seconds
+    /// since the initial writes, fraction of nodes holding every key at its latest version,
+    /// fraction of key replicas at their latest version), for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64, f64)>,
+    /// First run: when the updates started and stopped, seconds since the initial writes.
+    #[serde(skip)]
+    pub updates_window_s: (f64, f64),
+}
+
+/// What a node should hold for the `antientropy` curve: every writer's keys at the latest
+/// version written.
+struct KeyTruth {
+    owners: Vec<String>,
+    keys: Vec<String>,
+    /// `latest[w][k]`: latest version of writer `w`'s key `k` (0: never written).
+    latest: Vec<Vec<u64>>,
+    /// Least virtual time between two samples: a sample reads N x writers x keys values.
+    every: Duration,
+    last: Option<Duration>,
+}
+
+impl KeyTruth {
+    fn new(nodes: usize, writers: usize, keys: usize) -> Self {
+        let cost = (nodes * writers * keys) as f64;
+        KeyTruth {
+            owners: (0..writers).map(|w| format!("n{w}")).collect(),
+            keys: (0..keys).map(|k| format!("key-{k}")).collect(),
+            latest: vec![vec![0; keys]; writers],
+            every: Duration::from_secs_f64((cost / 2e5).max(0.5)),
+            last: None,
+        }
+    }
+
+    /// (fraction of running nodes holding every key, fraction of key replicas up to date).
+    fn holding(&self, sim: &Sim) -> (f64, f64) {
+        let up = sim.up_ids();
+        let (mut full, mut current, mut total) = (0usize, 0usize, 0usize);
+        for n in up.iter().filter_map(|&i| sim.node(i)) {
+            let mut all = true;
+            for (owner, versions) in self.owners.iter().zip(&self.latest) {
+                for (key, &version) in self.keys.iter().zip(versions) {
+                    if version == 0 {
+                        continue;
+                    }
+                    total += 1;
+                    if n.get(owner, key).is_some_and(|(_, have)| have >= version) {
+                        current += 1;
+                    } else {
+                        all = false;
+                    }
+                }
+            }
+            full += usize::from(all);
+        }
+        (full as f64 / up.len().max(1) as f64, if total == 0 { 1.0 } else { current as f64 / total as f64 })
+    }
+
+    /// Samples into `curve` unless the last sample is too recent (or `force`).
+    fn sample(&mut self, sim: &Sim, since: Duration, curve: &mut Vec<(f64, f64, f64)>, force: bool) {
+        let now = sim.elapsed();
+        if !force && self.last.is_some_and(|l| now < l + self.every) {
+            return;
+        }
+        self.last = Some(now);
+        let (full, current) = self.holding(sim);
+        curve.push(((now - since).as_secs_f64(), full, current));
+    }
 }
 
 /// Key/value bytes a node has sent: its state messages (exchanges and piggybacked update
@@ -744,6 +812,7 @@ pub fn antientropy(
     let wall = Instant::now();
     let writers = writers.min(common.nodes);
     let (mut converged_all, mut times, mut busy, mut idle, mut staleness) = (true, vec![], vec![], vec![], 0.0f64);
+    let (mut curve, mut updates_window_s) = (Vec::new(), (0.0, 0.0));
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
@@ -752,10 +821,15 @@ pub fn antientropy(
         sim.run_for(Duration::from_secs(2));
         let envelope = (common.config.cluster_label.len() + 8) as u64;
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xae);
-        for &id in &ids[..writers] {
+        // The first run also records how the keys spread (reading every replica: not free).
+        let mut truth = (run == 0).then(|| KeyTruth::new(common.nodes, writers, keys_per_node));
+        for (w, &id) in ids[..writers].iter().enumerate() {
             if let Some(n) = sim.node_mut(id) {
                 for k in 0..keys_per_node {
-                    let _ = n.set(&format!("key-{k}"), vec![k as u8; 32]);
+                    let version = n.set(&format!("key-{k}"), vec![k as u8; 32]);
+                    if let (Some(t), Ok(v)) = (truth.as_mut(), version) {
+                        t.latest[w][k] = v;
+                    }
                 }
             }
         }
@@ -765,8 +839,17 @@ pub fn antientropy(
             let first = hashes.next();
             hashes.all(|h| Some(h) == first)
         };
+        let mut sample = |s: &Sim, force: bool| {
+            if let Some(t) = truth.as_mut() {
+                t.sample(s, start, &mut curve, force);
+            }
+        };
         // Checking every node's digest is O(N x participants): every half second is plenty.
-        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(3600), in_sync);
+        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(3600), |s| {
+            sample(s, false);
+            in_sync(s)
+        });
+        sample(&sim, true);
         converged_all &= ok;
         if ok {
             times.push((sim.elapsed() - start).as_secs_f64());
@@ -786,10 +869,18 @@ pub fn antientropy(
                 let key = format!("key-{}", rng.random_range(0..keys_per_node));
                 if let Some(version) = sim.node_mut(ids[w]).and_then(|n| n.set(&key, vec![rng.random::<u8>(); 32]).ok())
                 {
+                    if let Some(t) = truth.as_mut() {
+                        if let Some(k) = t.keys.iter().position(|name| *name == key) {
+                            t.latest[w][k] = version;
+                        }
+                    }
                     pending.push((w, key, version, sim.elapsed()));
                 }
             }
             sim.run_for(step);
+            if let Some(t) = truth.as_mut() {
+                t.sample(&sim, start, &mut curve, false);
+            }
             let now = sim.elapsed();
             pending.retain(|(w, key, version, at)| {
                 let owner = format!("n{w}");
@@ -805,8 +896,19 @@ pub fn antientropy(
         }
         let busy_secs = (sim.elapsed() - phase_start).as_secs_f64();
         busy.push((total_state_bytes(&sim, envelope) - before) as f64 / common.nodes as f64 / busy_secs);
+        if run == 0 {
+            updates_window_s = ((phase_start - start).as_secs_f64(), (sim.elapsed() - start).as_secs_f64());
+        }
         // Let the last updates land, then measure idle traffic.
-        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(3600), |s| in_sync(s));
+        let ok = sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(3600), |s| {
+            if let Some(t) = truth.as_mut() {
+                t.sample(s, start, &mut curve, false);
+            }
+            in_sync(s)
+        });
+        if let Some(t) = truth.as_mut() {
+            t.sample(&sim, start, &mut curve, true);
+        }
         converged_all &= ok;
         // Updates still pending landed by now at the latest.
         for (_, _, _, at) in pending.drain(..) {
@@ -834,6 +936,8 @@ pub fn antientropy(
         idle_bytes_per_node_s: mean_sd(&idle).0,
         max_staleness_s: staleness,
         wall_s: wall.elapsed().as_secs_f64(),
+        curve,
+        updates_window_s,
     }
 }
 
@@ -868,6 +972,37 @@ pub struct CrdtResult {
     pub bytes_per_node_s: f64,
     /// Wall-clock seconds.
     pub wall_s: f64,
+    /// First run: (virtual seconds since the first update, fraction of nodes whose counter
+    /// already holds its final value, the same for the set), for plots.
+    #[serde(skip)]
+    pub curve: Vec<(f64, f64, f64)>,
+}
+
+/// For the `crdt` curve: the sample at which each replica last changed. Once every replica
+/// is exact, a replica has held its final value since its last change.
+#[derive(Debug)]
+struct Settling<T> {
+    prev: Vec<Option<T>>,
+    last_change: Vec<usize>,
+}
+
+impl<T: PartialEq> Settling<T> {
+    fn new(nodes: usize) -> Self {
+        Settling { prev: (0..nodes).map(|_| None).collect(), last_change: vec![0; nodes] }
+    }
+
+    /// Records replica `i`'s value at sample `j`.
+    fn observe(&mut self, i: usize, j: usize, value: Option<T>) {
+        if self.prev[i] != value {
+            self.prev[i] = value;
+            self.last_change[i] = j;
+        }
+    }
+
+    /// Fraction of replicas settled at sample `j`.
+    fn settled(&self, j: usize) -> f64 {
+        self.last_change.iter().filter(|&&c| c <= j).count() as f64 / self.last_change.len().max(1) as f64
+    }
 }
 
 fn crdt_bytes(sim: &Sim) -> u64 {
@@ -894,6 +1029,7 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
     let (mut exact, mut times) = (true, Vec::new());
     let (mut counter_total, mut set_len, mut bytes_rate) = (0i128, 0usize, Vec::new());
     let (mut counter_delta, mut set_delta) = ((0usize, 0usize), (0usize, 0usize));
+    let mut curve = Vec::new();
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
@@ -905,6 +1041,21 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
         let start = sim.elapsed();
         let before = crdt_bytes(&sim);
         let step = Duration::from_millis(1000 / ops_per_node.max(1) as u64);
+        // The first run samples every replica: (sample times, counters, sets).
+        let mut track = (run == 0).then(|| (Vec::new(), Settling::new(ids.len()), Settling::new(ids.len())));
+        let mut sample = |s: &Sim| {
+            let Some((at, counters, sets)) = track.as_mut() else { return };
+            let j = at.len();
+            at.push((s.elapsed() - start).as_secs_f64());
+            for (i, &id) in ids.iter().enumerate() {
+                let n = s.node(id);
+                counters.observe(i, j, n.and_then(|n| n.crdt::<PnCounter>("hits")).map(PnCounter::value));
+                if with_set {
+                    sets.observe(i, j, n.and_then(|n| n.crdt::<AwSet>("tags")).cloned());
+                }
+            }
+        };
+        sample(&sim);
         for op in 0..ops_per_node {
             for (i, &id) in ids.iter().enumerate() {
                 let by: u64 = rng.random_range(1..100);
@@ -943,6 +1094,7 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
                 }
             }
             sim.run_for(step);
+            sample(&sim);
         }
         let settled = |s: &Sim| {
             let up = s.up_ids();
@@ -954,7 +1106,15 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
                 || first.is_some() && up.iter().all(|&i| s.node(i).and_then(|n| n.crdt::<AwSet>("tags")) == first);
             counts_ok && (!with_set || sets_ok())
         };
-        let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), settled);
+        let ok = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(600), |s| {
+            let done = settled(s);
+            sample(s);
+            done
+        });
+        if let Some((at, counters, sets)) = &track {
+            let set = |j: usize| if with_set { sets.settled(j) } else { f64::NAN };
+            curve = at.iter().enumerate().map(|(j, &t)| (t, counters.settled(j), set(j))).collect();
+        }
         exact &= ok;
         let secs = (sim.elapsed() - start).as_secs_f64();
         if ok {
@@ -983,6 +1143,7 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
         set_delta_bytes: mean(set_delta),
         bytes_per_node_s: mean_sd(&bytes_rate).0,
         wall_s: wall.elapsed().as_secs_f64(),
+        curve,
     }
 }
 
