@@ -25,6 +25,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod rumor;
 pub mod scenarios;
 
 use std::cmp::Reverse;
