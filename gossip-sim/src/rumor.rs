@@ -590,7 +590,7 @@ pub fn rumor(opts: &RumorOptions, mut progress: impl FnMut(usize)) -> Result<Rum
         rounds_mean: mean_sd(&rounds).0,
         runs_capped: capped,
         residue_ode,
-        traffic_ode: if residue_ode > 0.0 { -residue_ode.ln() } else { f64::NAN },
+        traffic_ode: if residue_ode > 0.0 { (1.0 / residue_ode).ln() } else { f64::NAN },
         wall_s: wall.elapsed().as_secs_f64(),
         peak_rss_mib: peak_rss_mib(),
         curve: mean_curve(&curves, n),
