@@ -21,8 +21,16 @@ pub enum Chart {
     Bars { title: String, y_label: String, bars: Vec<(String, f64)> },
 }
 
-const COLORS: [RGBColor; 4] =
-    [RGBColor(31, 119, 180), RGBColor(214, 39, 40), RGBColor(44, 160, 44), RGBColor(255, 127, 14)];
+const COLORS: [RGBColor; 8] = [
+    RGBColor(31, 119, 180),
+    RGBColor(214, 39, 40),
+    RGBColor(44, 160, 44),
+    RGBColor(255, 127, 14),
+    RGBColor(148, 103, 189),
+    RGBColor(140, 86, 75),
+    RGBColor(227, 119, 194),
+    RGBColor(127, 127, 127),
+];
 
 /// Writes `chart` to `path` as SVG.
 pub fn write(path: &Path, chart: &Chart) -> Result<(), String> {

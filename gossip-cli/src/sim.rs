@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, ValueEnum};
 use gossip_core::Config;
+use gossip_sim::rumor::{self, RumorOptions};
 use gossip_sim::scenarios::{self, Common};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
@@ -15,6 +16,9 @@ use crate::plot::{self, Chart, Line};
 /// Which experiment to run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Scenario {
+    /// Demers et al.'s rumor-mongering models in synchronous rounds (a model, not the core):
+    /// residue, traffic, delays
+    Rumor,
     /// N nodes join through one seed: time to converge.
     Join,
     /// A member of a converged cluster crashes: time to first suspicion and to removal by all.
@@ -33,6 +37,54 @@ pub enum Scenario {
     Crdt,
     /// Push-sum average in synchronous rounds: rounds to 1e-6, mass conservation, bias under loss
     Pushsum,
+}
+
+/// rumor: who contacts whom.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RumorMode {
+    /// Infective nodes send the rumor to random partners.
+    Push,
+    /// Every node asks random partners; infective ones answer with the rumor.
+    Pull,
+    /// Both: the rumor crosses a contact whichever end is infective.
+    PushPull,
+}
+
+impl From<RumorMode> for rumor::Mode {
+    fn from(m: RumorMode) -> Self {
+        match m {
+            RumorMode::Push => rumor::Mode::Push,
+            RumorMode::Pull => rumor::Mode::Pull,
+            RumorMode::PushPull => rumor::Mode::PushPull,
+        }
+    }
+}
+
+/// rumor: when an infective node loses interest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RumorVariant {
+    /// After K messages to nodes that already knew.
+    FeedbackCounter,
+    /// After K messages sent.
+    BlindCounter,
+    /// With probability 1/K at each message to a node that already knew.
+    FeedbackCoin,
+    /// With probability 1/K at each message sent.
+    BlindCoin,
+    /// Never.
+    Forever,
+}
+
+impl From<RumorVariant> for rumor::Variant {
+    fn from(v: RumorVariant) -> Self {
+        match v {
+            RumorVariant::FeedbackCounter => rumor::Variant::FeedbackCounter,
+            RumorVariant::BlindCounter => rumor::Variant::BlindCounter,
+            RumorVariant::FeedbackCoin => rumor::Variant::FeedbackCoin,
+            RumorVariant::BlindCoin => rumor::Variant::BlindCoin,
+            RumorVariant::Forever => rumor::Variant::Forever,
+        }
+    }
 }
 
 /// Protocol preset.
@@ -114,6 +166,31 @@ pub struct SimArgs {
     /// crdt: counter increments and set edits per node (over one second).
     #[arg(long, default_value_t = 5)]
     ops_per_node: usize,
+    /// rumor: who contacts whom.
+    #[arg(long, value_enum, default_value_t = RumorMode::Push)]
+    mode: RumorMode,
+    /// rumor: when an infective node loses interest.
+    #[arg(long, value_enum, default_value_t = RumorVariant::FeedbackCounter)]
+    variant: RumorVariant,
+    /// rumor: counter limit, or 1/p for the coin variants.
+    #[arg(long, default_value_t = 2)]
+    k: u32,
+    /// rumor, feedback-counter: a message that finds a susceptible node resets the sender's
+    /// counter (interest lost after K unnecessary messages in a row).
+    #[arg(long)]
+    counter_reset: bool,
+    /// rumor: distinct random partners each contacting node calls per round.
+    #[arg(long, default_value_t = 1)]
+    fanout: u32,
+    /// rumor: a run stops after this many rounds even if nodes are still infective.
+    #[arg(long, default_value_t = 10_000)]
+    max_rounds: u32,
+    /// rumor: run several set-ups on the same seeds and draw them on one chart, e.g.
+    /// `push,pull,push-pull` or `feedback-counter:1,feedback-counter:2` or
+    /// `push:forever,push-pull:blind-coin:3`. Each entry is MODE, VARIANT and K joined by `:` in
+    /// any order; what an entry leaves out comes from --mode, --variant and --k.
+    #[arg(long, value_name = "SETUP,...")]
+    compare: Option<String>,
 }
 
 /// Runs the experiment and prints its result.
@@ -156,11 +233,15 @@ pub fn run(args: SimArgs) -> Result<(), String> {
         None => config,
     };
     config.validate().map_err(|e| e.to_string())?;
+    if args.scenario == Scenario::Rumor {
+        return run_rumor(&args);
+    }
     let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
     let bar = progress(args.runs, args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
         Scenario::Run => return Err("`run` takes a scenario file".into()),
+        Scenario::Rumor => return Err("rumor runs without the node simulator".into()), // handled above
         Scenario::Pushsum => {
             let r = scenarios::pushsum(&common, args.rounds, tick);
             let chart = Chart::Bars {
@@ -290,6 +371,96 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `gossip sim rumor`, alone or `--compare`d: one result (one JSON line) per set-up, and one
+/// chart of the informed fraction per round with a line per set-up.
+fn run_rumor(args: &SimArgs) -> Result<(), String> {
+    let base = RumorOptions {
+        nodes: args.nodes,
+        runs: args.runs,
+        seed: args.seed,
+        mode: args.mode.into(),
+        variant: args.variant.into(),
+        k: args.k,
+        fanout: args.fanout,
+        counter_reset: args.counter_reset,
+        loss: args.loss,
+        max_rounds: args.max_rounds,
+    };
+    let setups = match &args.compare {
+        Some(spec) => parse_compare(spec, &base)?,
+        None => vec![base],
+    };
+    for s in &setups {
+        s.validate().map_err(|e| e.to_string())?;
+    }
+    let bar = progress(args.runs * setups.len(), args.json);
+    let mut lines = Vec::new();
+    let mut outs = Vec::new();
+    for (i, opts) in setups.iter().enumerate() {
+        let done = i * args.runs;
+        let r = rumor::rumor(opts, |d| bar.set_position((done + d) as u64)).map_err(|e| e.to_string())?;
+        let k = r.k.map(|k| format!(" k={k}")).unwrap_or_default();
+        lines.push(Line { name: format!("{} {}{k}", r.mode, r.variant), points: r.curve.clone() });
+        outs.push(render(&r, args.json)?);
+    }
+    if let Some(path) = &args.plot {
+        let first = &setups[0];
+        // Name what the set-ups share; the legend tells them apart.
+        let mut shared = Vec::new();
+        if setups.iter().all(|o| o.mode == first.mode) {
+            shared.push(first.mode.name().to_owned());
+        }
+        if setups.iter().all(|o| o.variant == first.variant) {
+            shared.push(first.variant.name().to_owned());
+        }
+        let with_k: Vec<u32> = setups.iter().filter(|o| o.variant != rumor::Variant::Forever).map(|o| o.k).collect();
+        if with_k.first().is_some_and(|k| with_k.iter().all(|x| x == k)) {
+            shared.push(format!("k={}", with_k[0]));
+        }
+        let what = if shared.is_empty() { format!("{} set-ups", setups.len()) } else { shared.join(" ") };
+        let fanout = if first.fanout == 1 { String::new() } else { format!(", fanout {}", first.fanout) };
+        let chart = Chart::Lines {
+            title: format!("rumor: {what}, {} nodes{fanout}, mean of {} runs", first.nodes, first.runs),
+            x_label: "round".into(),
+            y_label: "fraction of nodes informed".into(),
+            lines,
+        };
+        plot::write(path, &chart).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
+    }
+    bar.finish_and_clear();
+    let sep = if args.json { "\n" } else { "\n\n" };
+    out!("{}", outs.join(sep));
+    Ok(())
+}
+
+/// Parses `--compare`: comma-separated set-ups, each MODE, VARIANT and K joined by `:` in any
+/// order, missing parts taken from `base`.
+fn parse_compare(spec: &str, base: &RumorOptions) -> Result<Vec<RumorOptions>, String> {
+    let mut setups = Vec::new();
+    for entry in spec.split(',').map(str::trim).filter(|e| !e.is_empty()) {
+        let mut opts = base.clone();
+        for part in entry.split(':').map(str::trim) {
+            if let Ok(mode) = RumorMode::from_str(part, true) {
+                opts.mode = mode.into();
+            } else if let Ok(variant) = RumorVariant::from_str(part, true) {
+                opts.variant = variant.into();
+            } else if let Ok(k) = part.strip_prefix("k=").unwrap_or(part).parse::<u32>() {
+                opts.k = k;
+            } else {
+                return Err(format!(
+                    "--compare: {part:?} in {entry:?} is neither a mode (push, pull, push-pull), a variant \
+                     (feedback-counter, blind-counter, feedback-coin, blind-coin, forever) nor a number K"
+                ));
+            }
+        }
+        setups.push(opts);
+    }
+    if setups.is_empty() {
+        return Err("--compare needs at least one set-up, e.g. push,push-pull".into());
+    }
+    Ok(setups)
+}
+
 /// Empirical CDF of `xs`: (value, fraction of samples at most that value).
 fn cdf(xs: &[f64]) -> Vec<(f64, f64)> {
     let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
@@ -330,4 +501,33 @@ fn render<T: Serialize>(result: &T, json: bool) -> Result<String, String> {
         })
         .collect();
     Ok(lines.join("\n"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn compare_entries_take_mode_variant_and_k_in_any_order() {
+        let base = RumorOptions { k: 4, ..RumorOptions::default() };
+        let s = parse_compare("push, pull:forever, 3:blind-coin:push-pull, k=7", &base).expect("valid");
+        let got: Vec<_> = s.iter().map(|o| (o.mode, o.variant, o.k)).collect();
+        assert_eq!(
+            got,
+            [
+                (rumor::Mode::Push, rumor::Variant::FeedbackCounter, 4),
+                (rumor::Mode::Pull, rumor::Variant::Forever, 4),
+                (rumor::Mode::PushPull, rumor::Variant::BlindCoin, 3),
+                (rumor::Mode::Push, rumor::Variant::FeedbackCounter, 7),
+            ]
+        );
+    }
+
+    #[test]
+    fn compare_rejects_what_it_cannot_read() {
+        let base = RumorOptions::default();
+        assert!(parse_compare("push,shout", &base).expect_err("bad").contains("\"shout\""));
+        assert!(parse_compare(" , ", &base).is_err());
+        assert!(parse_compare("k=-1", &base).is_err());
+    }
 }

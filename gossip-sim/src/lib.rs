@@ -9,6 +9,9 @@
 //! Same seed, same calls: same trace, bit for bit. Addresses are `u32` node ids, so memory
 //! goes to the protocol, and 10,000 nodes fit in one process.
 //!
+//! [`rumor`] is apart: Demers et al.'s rumor-mongering models in synchronous rounds, without
+//! the core (one byte per node), for millions of nodes.
+//!
 //! ```
 //! use std::time::Duration;
 //! use gossip_core::Config;
@@ -25,6 +28,7 @@
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
+pub mod rumor;
 pub mod scenarios;
 pub mod script;
 

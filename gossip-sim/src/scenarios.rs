@@ -37,7 +37,7 @@ impl Common {
 }
 
 /// Mean and sample standard deviation.
-fn mean_sd(xs: &[f64]) -> (f64, f64) {
+pub(crate) fn mean_sd(xs: &[f64]) -> (f64, f64) {
     if xs.is_empty() {
         return (f64::NAN, f64::NAN);
     }
