@@ -182,7 +182,7 @@ fn bench_signing(group: &mut BenchmarkGroup<'_, WallTime>) {
     let mut b = Node::new(config, identity, 5, now).expect("valid config");
     let member_key = Keypair::from_secret([2; 32]);
     let mut incarnation = 0;
-    let mut signed = |incarnation: u32| {
+    let signed = |incarnation: u32| {
         let r = record(0, incarnation);
         let proof = Some(member_key.prove(&label, &r));
         datagram(

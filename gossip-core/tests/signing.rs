@@ -191,7 +191,7 @@ fn flood_from_one_source_is_cut_at_its_rate_limit() {
     let ping = Message::Ping { seq: 1, target: "n0".into() };
     let (mut refused, mut handled) = (0, 0);
     for _ in 0..limit * 3 {
-        match inject(&mut net, 1, 0, &[ping.clone()]) {
+        match inject(&mut net, 1, 0, std::slice::from_ref(&ping)) {
             Err(HandleError::RateLimited) => refused += 1,
             Ok(()) => handled += 1,
             Err(e) => panic!("unexpected {e}"),
