@@ -770,7 +770,7 @@ mod tests {
         a.collect_tombstones(now);
         a.set("k0", vec![0; 47]).expect("set");
         // b is behind the collected tombstone: a reset, cut in two pieces.
-        let (pages, _) = a.delta_pages(&b.digest(), "", None, 105, 2, 0);
+        let (pages, _) = a.delta_pages(&b.digest(), "", None, 108, 2, 0);
         assert_eq!(pages.len(), 2);
         assert!(pages[0][0].reset && !pages[1][0].reset && pages[1][0].after == b.max_version("a"));
         // The first piece is lost: the second follows b's version, but not its view of the
