@@ -139,9 +139,19 @@ impl Crdt for MvRegister {
         self.entries.retain(|d, _| other.entries.contains_key(d) || !other.context.contains(d));
         let mut changed = self.entries.len() != before;
         for (dot, value) in &other.entries {
-            if !self.context.contains(dot) && !self.entries.contains_key(dot) {
-                self.entries.insert(*dot, value.clone());
-                changed = true;
+            match self.entries.get_mut(dot) {
+                // A dot names one write, so two values under it come from a faulty or hostile
+                // peer: keep the larger, so that every replica still ends on the same state.
+                Some(mine) if value > mine => {
+                    mine.clone_from(value);
+                    changed = true;
+                }
+                Some(_) => {}
+                None if !self.context.contains(dot) => {
+                    self.entries.insert(*dot, value.clone());
+                    changed = true;
+                }
+                None => {}
             }
         }
         changed |= self.context.join(&other.context);
@@ -193,5 +203,24 @@ impl Crdt for MvRegister {
             AnyCrdt::MvRegister(s) => Some(s),
             _ => None,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Found by the `crdt_merge` fuzz target: a faulty peer sends another value under a dot
+    /// we hold. Join must still be commutative, or replicas would disagree forever.
+    #[test]
+    fn two_values_under_one_dot_join_the_same_way_round() {
+        let a = MvRegister::default().set(ReplicaId(1), vec![0]);
+        let b = MvRegister::default().set(ReplicaId(1), vec![1]);
+        let (mut ab, mut ba) = (a.clone(), b.clone());
+        assert!(ab.join(&b));
+        assert!(!ba.join(&a));
+        assert_eq!(ab, ba);
+        assert_eq!(ab.values(), vec![&[1u8][..]]);
+        assert!(!ab.clone().join(&ab), "idempotent");
     }
 }
