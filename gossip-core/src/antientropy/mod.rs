@@ -17,6 +17,20 @@ pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelt
 
 use compact_str::CompactString;
 
+/// Bounds for a `BTreeMap::range` over names from `start` up to (excluding) `end`; `None`
+/// when the range is empty (a peer's `end` at or before its `start`: `range` would panic).
+pub(crate) fn name_range<'a>(
+    start: &'a str,
+    end: Option<&'a str>,
+) -> Option<(std::ops::Bound<&'a str>, std::ops::Bound<&'a str>)> {
+    use std::ops::Bound;
+    match end {
+        Some(e) if e <= start => None,
+        Some(e) => Some((Bound::Included(start), Bound::Excluded(e))),
+        None => Some((Bound::Included(start), Bound::Unbounded)),
+    }
+}
+
 /// A page of a name-ordered digest (key/values and CRDT objects alike): `entries` up to
 /// `budget` encoded bytes (at least one), with the name where the next page starts, if any.
 pub(crate) fn digest_page<T: serde::Serialize>(

@@ -406,8 +406,8 @@ impl KvStore {
         let known: BTreeMap<&str, &ParticipantDigest> = peer.iter().map(|d| (d.node.as_str(), d)).collect();
         // (missing updates, node, reset, after)
         let mut wanted: Vec<(usize, &CompactString, bool, u64)> = Vec::new();
-        let upper = end.map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
-        for (node, p) in self.participants.range::<str, _>((std::ops::Bound::Included(start), upper)) {
+        let Some(range) = super::name_range(start, end) else { return (Vec::new(), false) };
+        for (node, p) in self.participants.range::<str, _>(range) {
             if p.max_version == 0 {
                 continue; // nothing written
             }
@@ -780,6 +780,15 @@ mod tests {
         b.apply(now, a.deltas_for(&b.digest(), 1000));
         assert!(b.get("a", "gone").is_none());
         assert_eq!(b.digest_hash(), a.digest_hash());
+    }
+
+    #[test]
+    fn a_range_ending_before_it_starts_is_empty() {
+        let mut a = store("a");
+        a.set("k", vec![1]).expect("set");
+        // From the network: a peer's `end` at or before its `start` must not panic.
+        assert_eq!(a.delta_pages(&[], "b", Some("a"), 1000, 4, 0), (Vec::new(), false));
+        assert_eq!(a.delta_pages(&[], "a", Some("a"), 1000, 4, 0), (Vec::new(), false));
     }
 
     #[test]

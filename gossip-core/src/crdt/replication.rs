@@ -330,11 +330,11 @@ impl<A: Address> Node<A> {
         reply: bool,
     ) {
         let theirs: BTreeMap<&str, u64> = entries.iter().map(|d| (d.name.as_str(), d.hash)).collect();
-        let upper = end.as_deref().map_or(std::ops::Bound::Unbounded, std::ops::Bound::Excluded);
+        let Some(range) = crate::antientropy::name_range(start.as_str(), end.as_deref()) else { return };
         let differing: Vec<CompactString> = self
             .crdts
             .objects
-            .range_mut::<str, _>((std::ops::Bound::Included(start.as_str()), upper))
+            .range_mut::<str, _>(range)
             .filter_map(|(name, o)| (theirs.get(name.as_str()) != Some(&o.hash())).then(|| name.clone()))
             .collect();
         // Objects that differ: a small one goes whole; for a large one, bucket hashes go first
