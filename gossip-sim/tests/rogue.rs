@@ -96,3 +96,41 @@ fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
     assert!(forged >= 400, "every forged refutation and leave was refused: {forged}");
     assert!(refutations > 0, "the accused refuted the rogue's signed accusations");
 }
+
+#[test]
+fn signed_cluster_detects_a_mass_failure_at_unsigned_speed() {
+    // A quarter of the members crash at once: honest nodes start and confirm many accusations
+    // together, which the per-accuser limit must not slow down much.
+    let detect = |signed: bool| {
+        let n = 40;
+        let mut sim = Sim::new(33, NetConfig::default());
+        let ids: Vec<NodeId> = (0..n)
+            .map(|i| {
+                let signing = signed.then(|| Signing::new(keypair(i)));
+                sim.add_node(format!("n{i}"), Config { signing, ..Config::lan() })
+            })
+            .collect();
+        for &id in &ids[1..] {
+            sim.join(id, &[ids[0]]);
+        }
+        assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+        let start = sim.elapsed();
+        for &id in &ids[30..] {
+            sim.crash(id);
+        }
+        let done = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(120), |s| {
+            (30..n).all(|i| s.count_seeing_gone(&format!("n{i}")) == 30)
+        });
+        assert!(done, "signed={signed}: every survivor saw every crash");
+        let downs = sim
+            .take_trace()
+            .into_iter()
+            .filter(|e| matches!(&e.event, Event::MemberDown(m) if ids[..30].iter().any(|&i| sim.name(i) == m.name)))
+            .count();
+        assert_eq!(downs, 0, "signed={signed}: no live member declared dead");
+        (sim.elapsed() - start).as_secs_f64()
+    };
+    let (plain, signed) = (detect(false), detect(true));
+    eprintln!("mass failure detected by all: unsigned {plain:.2} s, signed {signed:.2} s");
+    assert!(signed <= plain * 1.5 + 1.0, "signed {signed:.2} s vs unsigned {plain:.2} s");
+}

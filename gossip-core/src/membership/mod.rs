@@ -103,7 +103,10 @@ impl<A: Address> Node<A> {
                 if let Some(by) = &accuser {
                     let new_accuser =
                         self.suspicions.get(&slot).is_some_and(|s| !s.accusations.accusers.iter().any(|a| a == by));
-                    if new_accuser && self.admit_accusation(now, by) && self.confirm_suspicion(slot, by) {
+                    // Not rate-limited: an accuser confirms a suspicion once at most, and the
+                    // limit is for accusations that start one (a partition makes an honest
+                    // node confirm hundreds at once).
+                    if new_accuser && self.confirm_suspicion(slot, by) {
                         if let Some(sig) = signature {
                             self.remember_accusation(slot, &record, by.clone(), sig);
                         }

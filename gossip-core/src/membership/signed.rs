@@ -119,7 +119,8 @@ impl<A: Address> Node<A> {
         signing::verify_accusation(&self.config.cluster_label, record, accuser, &key, sig)
     }
 
-    /// Takes one of `accuser`'s accusation tokens (always succeeds without signing).
+    /// Takes one of `accuser`'s tokens for an accusation that starts a suspicion or a
+    /// refutation (always succeeds without signing).
     pub(crate) fn admit_accusation(&mut self, now: Instant, accuser: &CompactString) -> bool {
         let Some(s) = self.signed.as_mut() else { return true };
         if s.accusers.take(now, accuser) {

@@ -175,10 +175,13 @@ pub struct Signing {
     pub keypair: Keypair,
     /// How other members' keys are trusted.
     pub trust: Trust,
-    /// Accusations (suspect or dead) accepted from one accuser in a burst.
+    /// Accusations (suspect or dead) that start a suspicion, or make this node refute,
+    /// accepted from one accuser in a burst. (Confirmations of a suspicion already held are
+    /// not limited: each accuser counts once per suspicion.)
     pub accusation_burst: u32,
-    /// Accusations per second one accuser earns back. An honest member accuses at most one
-    /// member per probe interval plus its confirmations of suspicions it checks.
+    /// Such accusations per second one accuser earns back. An honest member starts at most
+    /// one suspicion per probe interval (its failed probe) and passes on others' accusations
+    /// under their names.
     pub accusations_per_s: f64,
 }
 
