@@ -88,8 +88,8 @@ pub(crate) enum Source {
 /// use gossip_core::{Config, Event, Identity, Node};
 ///
 /// let start = Instant::now();
-/// let mut a = Node::new(Config::lan(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, start).unwrap();
-/// let mut b = Node::new(Config::lan(), Identity { name: "b".into(), addr: 2u32, generation: 1 }, 8, start).unwrap();
+/// let mut a = Node::new(Config::lan(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, start)?;
+/// let mut b = Node::new(Config::lan(), Identity { name: "b".into(), addr: 2u32, generation: 1 }, 8, start)?;
 /// b.join(start, vec![1]);
 ///
 /// let mut now = start;
@@ -112,6 +112,7 @@ pub(crate) enum Source {
 /// }
 /// assert!(a_saw_b);
 /// assert_eq!(b.members().len(), 1);
+/// # Ok::<(), gossip_core::NewNodeError>(())
 /// ```
 #[derive(Debug)]
 pub struct Node<A: Address> {

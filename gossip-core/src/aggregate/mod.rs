@@ -72,7 +72,7 @@ impl<A: Address> Node<A> {
     /// ```
     /// # use std::time::Instant;
     /// # use gossip_core::{Config, Identity, Node};
-    /// # let mut node = Node::new(Config::local(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Config::local(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, Instant::now()).expect("valid config");
     /// node.set_aggregate_value("load", Some(0.75))?;
     /// let alone = node.aggregate("load").expect("estimate");
     /// assert_eq!((alone.count, alone.average), (1.0, 0.75));

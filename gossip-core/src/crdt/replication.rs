@@ -148,7 +148,7 @@ impl<A: Address> Node<A> {
     /// # use std::time::Instant;
     /// # use gossip_core::{Config, Identity, Node};
     /// use gossip_core::crdt::PnCounter;
-    /// # let mut node = Node::new(Config::local(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, Instant::now()).unwrap();
+    /// # let mut node = Node::new(Config::local(), Identity { name: "a".into(), addr: 1u32, generation: 1 }, 7, Instant::now()).expect("valid config");
     /// node.update_crdt::<PnCounter>("requests", |c, me| c.increment(me, 2))?;
     /// assert_eq!(node.crdt::<PnCounter>("requests").map(|c| c.value()), Some(2));
     /// # Ok::<(), gossip_core::CommandError>(())

@@ -10,6 +10,22 @@
 //!
 //! Keys are bound to member names by [`Trust`]: trust on first use (the first valid key seen
 //! for a name is pinned for the node's lifetime) or a configured list.
+//!
+//! ```
+//! use std::time::Instant;
+//! use gossip_core::wire::signing::{Keypair, Signing, Trust};
+//! use gossip_core::{Config, Identity, Node};
+//!
+//! // In production the secret comes from `gossip keygen --signing` (the OS's CSPRNG).
+//! let keypair = Keypair::from_secret([7; 32]);
+//! let public = keypair.public_key(); // what other members' trust lists name
+//! let list = Trust::parse_list(&format!("node-a {}\n", public.to_hex()))?;
+//! let signing = Signing { trust: list, ..Signing::new(keypair) };
+//! let config = Config { signing: Some(signing), ..Config::lan() };
+//! let node = Node::new(config, Identity { name: "node-a".into(), addr: 1u32, generation: 1 }, 1, Instant::now())?;
+//! assert_eq!(node.self_record().proof.map(|p| p.key), Some(public));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use std::collections::BTreeMap;
 use std::fmt;
