@@ -40,6 +40,9 @@ pub struct ClusterArgs {
     /// Seconds allowed for joining and for crash detection, each.
     #[arg(long, default_value_t = 120)]
     limit_s: u64,
+    /// Every node signs its self-state (Ed25519, a fresh key pair each, trust on first use).
+    #[arg(long)]
+    signing: bool,
     /// Print one JSON object.
     #[arg(long)]
     json: bool,
@@ -54,6 +57,7 @@ struct Report {
     probe_ms: u64,
     gossip_ms: u64,
     suspicion_mult: u32,
+    signing: bool,
     /// Core MTU in force (QUIC caps it at what a datagram frame holds).
     mtu: usize,
     join_converged: bool,
@@ -112,6 +116,17 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
     Ok(())
 }
 
+/// `config`, with a fresh signing key pair when `signing`.
+fn node_config(config: &Config, signing: bool) -> Result<Config, String> {
+    if !signing {
+        return Ok(config.clone());
+    }
+    let mut secret = [0u8; 32];
+    getrandom::fill(&mut secret).map_err(|e| format!("no randomness from the operating system: {e}"))?;
+    let keypair = gossip_core::wire::signing::Keypair::from_secret(secret);
+    Ok(Config { signing: Some(gossip_core::wire::signing::Signing::new(keypair)), ..config.clone() })
+}
+
 async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
     let (tx, mut rx) = mpsc::unbounded_channel();
     let ca = match args.transport {
@@ -119,16 +134,23 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         local::Transport::Udp => None,
     };
     let rss_before = local::resident_bytes().unwrap_or(0);
-    let (seed, seed_stats) =
-        local::start_node_on(args.runtime, ca.as_ref(), config.clone(), "n0".into(), vec![], 0, tx.clone())
-            .map_err(|e| e.to_string())?;
+    let (seed, seed_stats) = local::start_node_on(
+        args.runtime,
+        ca.as_ref(),
+        node_config(&config, args.signing)?,
+        "n0".into(),
+        vec![],
+        0,
+        tx.clone(),
+    )
+    .map_err(|e| e.to_string())?;
     let mut handles = vec![seed.clone()];
     let mut quic_stats: Vec<_> = seed_stats.into_iter().collect();
     for i in 1..args.nodes {
         let (h, stats) = local::start_node_on(
             args.runtime,
             ca.as_ref(),
-            config.clone(),
+            node_config(&config, args.signing)?,
             format!("n{i}"),
             vec![seed.local_addr()],
             i,
@@ -214,6 +236,7 @@ async fn measure(args: &ClusterArgs, config: Config) -> Result<Report, String> {
         probe_ms: args.probe_ms,
         gossip_ms: args.gossip_ms,
         suspicion_mult: config.suspicion_mult,
+        signing: args.signing,
         mtu: if ca.is_some() { gossip_quic::fit_config(config.clone()).mtu } else { config.mtu },
         join_converged: joined,
         join_s: joined.then_some(join_s),
