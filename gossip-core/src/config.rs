@@ -190,6 +190,10 @@ pub struct Config {
     /// Most replicated CRDT objects a node holds (its own and its peers'); updates and
     /// states of further objects are refused and counted.
     pub max_crdt_objects: usize,
+    /// Most bytes of CRDT delta rumors a node keeps queued; past it the most-retransmitted
+    /// are dropped (anti-entropy repairs what they carried). Bounds memory under a storm of
+    /// updates: without it, thousands of concurrent writers filled every node's queue.
+    pub max_crdt_rumor_bytes: usize,
     /// Time between two push-sum rounds (each sends half of every aggregate's mass to one
     /// random member, one datagram); `None` disables aggregation. Kempe et al.'s rounds.
     pub aggregate_interval: Option<Duration>,
@@ -313,6 +317,7 @@ impl Config {
             bulk_mtu: None,
             state_retransmit_mult: 2,
             max_crdt_objects: 1024,
+            max_crdt_rumor_bytes: 64 * 1024,
             aggregate_interval: Some(Duration::from_millis(200)),
             aggregate_epoch_rounds: 100,
             max_aggregates: 64,
@@ -381,6 +386,7 @@ impl Config {
             ("max_queued_rumors", self.max_queued_rumors as u64),
             ("state_sync_datagrams", self.state_sync_datagrams as u64),
             ("max_crdt_objects", self.max_crdt_objects as u64),
+            ("max_crdt_rumor_bytes", self.max_crdt_rumor_bytes as u64),
             ("max_aggregates", self.max_aggregates as u64),
             ("aggregate_epoch_rounds", u64::from(self.aggregate_epoch_rounds)),
             ("max_members", self.max_members as u64),

@@ -1265,3 +1265,19 @@ fn key_value_writes_break_limits_with_clear_errors() {
         other => panic!("expected ValueTooLarge, got {other:?}"),
     }
 }
+
+#[test]
+fn crdt_rumors_are_bounded_in_bytes_and_anti_entropy_still_delivers() {
+    use gossip_core::crdt::GCounter;
+    let config = Config { max_crdt_rumor_bytes: 1024, ..Config::lan() };
+    let mut c = Cluster::joined(&["a", "b"], &config);
+    for i in 0..200 {
+        c.nodes[0].update_crdt::<GCounter>(&format!("c{i:03}"), |g, me| g.increment(me, 1)).expect("update");
+    }
+    let evicted = c.nodes[0].metrics().rumors_evicted;
+    assert!(evicted >= 100, "most of 200 rumors (about 20 bytes each) dropped past 1 KiB: {evicted}");
+    c.run(Duration::from_secs(30), Duration::from_millis(50));
+    let held =
+        (0..200).filter(|i| c.nodes[1].crdt::<GCounter>(&format!("c{i:03}")).is_some_and(|g| g.value() == 1)).count();
+    assert_eq!(held, 200, "anti-entropy brought every object");
+}

@@ -100,6 +100,27 @@ pub(crate) struct CrdtRumors {
     /// deltas into (only these keep a decoded delta).
     pub open: hashbrown::HashMap<CompactString, (u64, AnyCrdt)>,
     pub next_id: u64,
+    /// Bytes held in `encoded`, bounded by `Config::max_crdt_rumor_bytes`.
+    bytes: usize,
+}
+
+impl CrdtRumors {
+    fn put(&mut self, key: (CompactString, u64), message: Vec<u8>) {
+        self.bytes += message.len();
+        if let Some(old) = self.encoded.insert(key, message) {
+            self.bytes -= old.len();
+        }
+    }
+
+    /// Forgets a rumor (sent for the last time, or evicted).
+    fn forget(&mut self, key: &(CompactString, u64)) {
+        if let Some(old) = self.encoded.remove(key) {
+            self.bytes -= old.len();
+        }
+        if self.open.get(&key.0).is_some_and(|(id, _)| *id == key.1) {
+            self.open.remove(&key.0);
+        }
+    }
 }
 
 /// The CRDT objects of a node.
@@ -223,23 +244,34 @@ impl<A: Address> Node<A> {
         let delta_len = postcard::experimental::serialized_size(&delta).unwrap_or(usize::MAX);
         if let Some((id, open)) = rumors.open.get_mut(&object) {
             let key = (object.clone(), *id);
-            if let Some(encoded) = rumors.encoded.get_mut(&key) {
-                // A join is never larger than its two sides together.
-                if encoded.len().saturating_add(delta_len) <= cap && open.join(&delta).is_some() {
-                    *encoded = encode(&object, open);
-                    return;
-                }
+            let held = rumors.encoded.get(&key).map(Vec::len);
+            // A join is never larger than its two sides together.
+            if held.is_some_and(|len| len.saturating_add(delta_len) <= cap) && open.join(&delta).is_some() {
+                let message = encode(&object, open);
+                rumors.put(key, message);
+                self.evict_crdt_rumors();
+                return;
             }
         }
         rumors.next_id += 1;
         let key = (object.clone(), rumors.next_id);
-        rumors.encoded.insert(key.clone(), encode(&object, &delta));
+        let message = encode(&object, &delta);
+        rumors.put(key.clone(), message);
         rumors.open.insert(object, (rumors.next_id, delta));
         if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
-            self.crdts.rumors.encoded.remove(&evicted);
-            if self.crdts.rumors.open.get(&evicted.0).is_some_and(|(id, _)| *id == evicted.1) {
-                self.crdts.rumors.open.remove(&evicted.0);
-            }
+            self.crdts.rumors.forget(&evicted);
+        }
+        self.evict_crdt_rumors();
+    }
+
+    /// Drops the least urgent rumors (sent most often, oldest) while their bytes exceed
+    /// `max_crdt_rumor_bytes`: anti-entropy repairs what they would have carried. Under a
+    /// storm of updates this bounds what every node holds in flight.
+    fn evict_crdt_rumors(&mut self) {
+        while self.crdts.rumors.bytes > self.config.max_crdt_rumor_bytes {
+            let Some(victim) = self.dissemination.crdts.pop_least_urgent() else { break };
+            self.crdts.rumors.forget(&victim);
+            self.metrics.rumors_evicted += 1;
         }
     }
 
@@ -250,7 +282,7 @@ impl<A: Address> Node<A> {
             self.crdts.rumors.open.remove(&key.0);
         }
         if !self.dissemination.crdts.contains(key) {
-            self.crdts.rumors.encoded.remove(key);
+            self.crdts.rumors.forget(key);
         }
     }
 

@@ -75,6 +75,14 @@ impl<K: Ord + Hash + Eq + Clone> RumorQueue<K> {
         None
     }
 
+    /// Removes and returns the least urgent rumor: routine before failure news, sent most
+    /// often, oldest.
+    pub fn pop_least_urgent(&mut self) -> Option<K> {
+        let (_, key) = self.order.pop_last()?;
+        self.ranks.remove(&key);
+        Some(key)
+    }
+
     /// Removes the rumor for `key`.
     pub fn remove(&mut self, key: &K) -> bool {
         match self.ranks.remove(key) {
