@@ -35,7 +35,7 @@ fn antientropy_curve_rises_and_ends_in_sync() {
 
 #[test]
 fn crdt_curve_ends_with_every_replica_settled() {
-    let r = scenarios::crdt(&common(30, 0.1), 3, true, |_| {});
+    let r = scenarios::crdt(&common(30, 0.1), 3, true, false, |_| {});
     assert!(r.exact);
     let counter = well_formed(r.curve.iter().map(|c| (c.0, c.1)));
     let set = well_formed(r.curve.iter().map(|c| (c.0, c.2)));

@@ -349,7 +349,17 @@ fn crdt_bytes(sim: &Sim) -> u64 {
 /// it), adds an element of its own to the shared set `tags`, and removes a random element it
 /// sees; then time until every replica holds the exact total and the same set.
 /// With `with_set` false, only the counter (the set's full states are what cost at scale).
-pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: impl FnMut(usize)) -> CrdtResult {
+///
+/// With `join_first`, the cluster forms by joining through node 0 (a real join, leaner in
+/// memory at large N than handing every node the whole membership at once) before the
+/// updates start.
+pub fn crdt(
+    common: &Common,
+    ops_per_node: usize,
+    with_set: bool,
+    join_first: bool,
+    mut progress: impl FnMut(usize),
+) -> CrdtResult {
     use gossip_core::crdt::{AwSet, Crdt, PnCounter};
     let wall = Instant::now();
     let (mut exact, mut times) = (true, Vec::new());
@@ -360,7 +370,14 @@ pub fn crdt(common: &Common, ops_per_node: usize, with_set: bool, mut progress: 
         let seed = common.seed + run as u64;
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
         sim.record_trace(false);
-        sim.prime_converged();
+        if join_first {
+            for &id in &ids[1..] {
+                sim.join(id, &ids[..1]);
+            }
+            sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(120), Sim::converged);
+        } else {
+            sim.prime_converged();
+        }
         sim.run_for(Duration::from_secs(1));
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xc7d7);
         let mut total = 0i128;
