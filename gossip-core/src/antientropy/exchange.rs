@@ -173,6 +173,40 @@ impl<A: Address> Node<A> {
         self.send_state_digest(from, more.start, more.end, true);
     }
 
+    /// Signs this node's write at `version` (with signing on).
+    pub(crate) fn sign_own_write(&mut self, version: u64) {
+        let Some(s) = &self.signed else { return };
+        let Some(update) = self.state.own_update(version) else { return };
+        let sig = s.keypair.sign_write(&self.config.cluster_label, &self.name, self.generation, &update);
+        self.state.sign_own(version, sig);
+    }
+
+    /// With signing on: cuts each participant's delta before its first write that does not
+    /// carry the participant's valid signature (later writes must not skip it), counting the
+    /// forgeries. Writes the store already holds are not checked again.
+    fn check_writes(&mut self, deltas: &mut [crate::antientropy::ParticipantDelta]) {
+        if self.signed.is_none() {
+            return;
+        }
+        for delta in deltas.iter_mut().filter(|d| d.node != self.name) {
+            let held = if delta.reset { 0 } else { self.state.max_version(&delta.node) };
+            let key = self.key_of(&delta.node);
+            let label = &self.config.cluster_label;
+            let bad = delta.updates.iter().position(|u| {
+                u.version > held
+                    && !key.is_some_and(|k| {
+                        crate::wire::signing::verify_write(label, &delta.node, delta.generation, u, &k)
+                    })
+            });
+            if let Some(i) = bad {
+                self.metrics.forged_writes += (delta.updates.len() - i) as u64;
+                delta.updates.truncate(i);
+                // Only the writes kept are vouched for; the rest must come again, signed.
+                delta.through = delta.updates.last().map_or(delta.after, |u| u.version);
+            }
+        }
+    }
+
     fn apply_state_deltas(&mut self, now: Instant, mut deltas: Vec<crate::antientropy::ParticipantDelta>) {
         // A peer that has not heard of a restart yet may still send the old life's state; once
         // we know of the new life, that state must not come back (the new life may never

@@ -56,16 +56,16 @@ impl<A: Address> Node<A> {
                 return;
             }
             if record.state.is_accusation() {
-                let signed_by = match (&accuser, &signature) {
-                    (Some(a), Some(sig)) if self.check_accusation(&record, a, sig) => Some((a.clone(), *sig)),
-                    _ => None,
+                let signed = match (&accuser, &signature) {
+                    (Some(a), Some(sig)) => self.check_accusation(&record, a, sig),
+                    _ => false,
                 };
-                match signed_by {
+                match signed {
                     // One accuser's verdict is its opinion: a confirmation of a suspicion here,
                     // which the member may still refute, never a removal by itself.
-                    Some(_) if record.state == MemberState::Dead => record.state = MemberState::Suspect,
-                    Some(_) => {}
-                    None => {
+                    true if record.state == MemberState::Dead => record.state = MemberState::Suspect,
+                    true => {}
+                    false => {
                         if source == Source::Gossip {
                             self.metrics.accusations_unsigned += 1;
                         }
@@ -100,16 +100,12 @@ impl<A: Address> Node<A> {
                 && record.generation == cur_gen
                 && record.incarnation == cur_inc
             {
+                // Not rate-limited: an accuser confirms a suspicion once at most, and the
+                // limit is for accusations that start one (a partition makes an honest node
+                // confirm hundreds at once).
                 if let Some(by) = &accuser {
-                    let new_accuser =
-                        self.suspicions.get(&slot).is_some_and(|s| !s.accusations.accusers.iter().any(|a| a == by));
-                    // Not rate-limited: an accuser confirms a suspicion once at most, and the
-                    // limit is for accusations that start one (a partition makes an honest
-                    // node confirm hundreds at once).
-                    if new_accuser && self.confirm_suspicion(slot, by) {
-                        if let Some(sig) = signature {
-                            self.remember_accusation(slot, &record, by.clone(), sig);
-                        }
+                    if self.confirm_suspicion(slot, by) {
+                        self.remember_signed(slot, &record, accuser.as_ref(), signature);
                     }
                 }
             }
@@ -142,10 +138,7 @@ impl<A: Address> Node<A> {
             }
         }
         self.members.update(slot, &record);
-        self.remember_proof(slot, &record);
-        if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, &accuser, signature) {
-            self.remember_accusation(slot, &record, by.clone(), sig);
-        }
+        self.remember_signed(slot, &record, accuser.as_ref(), signature);
         if cur_state == MemberState::Suspect || generation_changed {
             self.clear_suspicion(slot);
         }
@@ -217,10 +210,7 @@ impl<A: Address> Node<A> {
         }
         let slot = self.members.insert(&record);
         self.forget_signed(slot); // the slot may be a reclaimed member's
-        self.remember_proof(slot, &record);
-        if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, &accuser, signature) {
-            self.remember_accusation(slot, &record, by.clone(), sig);
-        }
+        self.remember_signed(slot, &record, accuser.as_ref(), signature);
         // Anti-entropy may have brought an older life's key/values before we heard of this one.
         self.drop_older_state(&record.name, record.generation);
         self.phi.forget(slot);

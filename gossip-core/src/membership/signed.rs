@@ -21,14 +21,13 @@ use crate::node::Node;
 use crate::wire::signing::{self, Keypair, Proof, PublicKey, Signature, Signing, Trust};
 use crate::wire::{MemberRecord, MemberState};
 
-/// An accusation this node relays for a suspect or dead member.
+/// A signed suspicion this node relays (a death it declares, it signs itself).
 #[derive(Debug, Clone)]
 pub(crate) struct HeldAccusation {
     pub accuser: CompactString,
     pub sig: Signature,
     pub generation: u64,
     pub incarnation: u32,
-    pub state: MemberState,
 }
 
 /// The node's signing state.
@@ -42,7 +41,7 @@ pub(crate) struct SignedState {
     /// Each member's proof for the claim the table holds, with a hash of that claim (a copy
     /// of a record already verified is not verified again).
     proofs: HashMap<Slot, (Proof, u64), ahash::RandomState>,
-    /// For suspect and dead members: the accusation this node passes on.
+    /// For suspect members: the accusation this node passes on.
     pub accusations: HashMap<Slot, HeldAccusation, ahash::RandomState>,
     accusers: TokenBuckets<CompactString>,
     /// This node's proof of its current record (signed once per change, not per message).
@@ -71,7 +70,7 @@ fn claim_hash<A: Address>(label: &str, record: &MemberRecord<A>) -> u64 {
 
 impl<A: Address> Node<A> {
     /// The key bound to `name`, if any.
-    fn key_of(&self, name: &str) -> Option<PublicKey> {
+    pub(crate) fn key_of(&self, name: &str) -> Option<PublicKey> {
         let s = self.signed.as_ref()?;
         if name == self.name {
             return Some(s.keypair.public_key());
@@ -130,63 +129,31 @@ impl<A: Address> Node<A> {
         false
     }
 
-    /// Keeps the proof of the record the table now holds for `slot`.
-    pub(crate) fn remember_proof(&mut self, slot: Slot, record: &MemberRecord<A>) {
-        let hash = claim_hash(&self.config.cluster_label, record);
-        if let (Some(s), Some(proof)) = (self.signed.as_mut(), record.proof) {
-            s.proofs.insert(slot, (proof, hash));
-        }
-    }
-
-    /// Keeps an accepted accusation of `record` to pass on.
-    pub(crate) fn remember_accusation(
+    /// Keeps what the table's record for `slot` rests on: its member's proof, and for a
+    /// suspect, the accusation (accuser and signature) to pass on.
+    pub(crate) fn remember_signed(
         &mut self,
         slot: Slot,
         record: &MemberRecord<A>,
-        accuser: CompactString,
-        sig: Signature,
+        accuser: Option<&CompactString>,
+        signature: Option<Signature>,
     ) {
-        if let Some(s) = self.signed.as_mut() {
-            let held = HeldAccusation {
-                accuser,
-                sig,
-                generation: record.generation,
-                incarnation: record.incarnation,
-                state: record.state,
-            };
-            s.accusations.insert(slot, held);
-        }
-    }
-
-    /// Signs this node's write at `version` (with signing on).
-    pub(crate) fn sign_own_write(&mut self, version: u64) {
-        let Some(s) = &self.signed else { return };
-        let Some(update) = self.state.own_update(version) else { return };
-        let sig = s.keypair.sign_write(&self.config.cluster_label, &self.name, self.generation, &update);
-        self.state.sign_own(version, sig);
-    }
-
-    /// With signing on: cuts each participant's delta before its first write that does not
-    /// carry the participant's valid signature (later writes must not skip it), counting the
-    /// forgeries. Writes the store already holds are not checked again.
-    pub(crate) fn check_writes(&mut self, deltas: &mut [crate::antientropy::ParticipantDelta]) {
         if self.signed.is_none() {
             return;
         }
-        for delta in deltas.iter_mut().filter(|d| d.node != self.name) {
-            let held = if delta.reset { 0 } else { self.state.max_version(&delta.node) };
-            let key = self.key_of(&delta.node);
-            let label = &self.config.cluster_label;
-            let bad = delta.updates.iter().position(|u| {
-                u.version > held
-                    && !key.is_some_and(|k| signing::verify_write(label, &delta.node, delta.generation, u, &k))
-            });
-            if let Some(i) = bad {
-                self.metrics.forged_writes += (delta.updates.len() - i) as u64;
-                delta.updates.truncate(i);
-                // Only the writes kept are vouched for; the rest must come again, signed.
-                delta.through = delta.updates.last().map_or(delta.after, |u| u.version);
-            }
+        let hash = claim_hash(&self.config.cluster_label, record);
+        let Some(s) = self.signed.as_mut() else { return };
+        if let Some(proof) = record.proof {
+            s.proofs.insert(slot, (proof, hash));
+        }
+        if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, accuser, signature) {
+            let held = HeldAccusation {
+                accuser: by.clone(),
+                sig,
+                generation: record.generation,
+                incarnation: record.incarnation,
+            };
+            s.accusations.insert(slot, held);
         }
     }
 
@@ -235,7 +202,7 @@ impl<A: Address> Node<A> {
         let held = s.accusations.get(&slot).filter(|a| {
             a.generation == record.generation
                 && a.incarnation == record.incarnation
-                && a.state == record.state
+                && record.state == MemberState::Suspect
                 && announce.is_none_or(|n| *n == a.accuser)
         });
         match held {
