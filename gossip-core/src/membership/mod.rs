@@ -87,7 +87,7 @@ impl<A: Address> Node<A> {
             accuser = None;
         }
         let Some(slot) = self.members.find(&record.name) else {
-            self.add_member(now, record, accuser, signature, source);
+            self.add_member(now, record, accuser, signature, source, from);
             return;
         };
         let Some(current) = self.members.get(slot) else { return };
@@ -189,6 +189,7 @@ impl<A: Address> Node<A> {
         accuser: Option<CompactString>,
         signature: Option<Signature>,
         source: Source,
+        from: Option<&A>,
     ) {
         if record.state.is_gone() {
             return; // news of the death of a stranger: nothing to do
@@ -200,7 +201,22 @@ impl<A: Address> Node<A> {
         }
         if let Some(&(generation, incarnation)) = self.forgotten.get(&record.name) {
             if !record.overrides(generation, incarnation, MemberState::Dead) {
-                return; // stale gossip about a member already forgotten
+                // Stale gossip about a member already forgotten; unless the member itself
+                // sent it (a join, or its own record in a view): then it is alive and does
+                // not know we declared it dead. Tell it, so it refutes with a higher
+                // incarnation, sent straight back; otherwise two sides of a long partition
+                // that forgot each other could not meet again until the tombstone expires.
+                if from == Some(&record.addr) && record.generation == generation {
+                    let dead = MemberRecord { state: MemberState::Dead, incarnation, proof: None, ..record };
+                    let (accuser, signature) = self.own_accusation(&dead);
+                    self.outbox.push_back(crate::node::Outgoing {
+                        dest: dead.addr.clone(),
+                        messages: vec![crate::wire::Message::Member { record: dead, accuser, signature }],
+                        piggyback: true,
+                    });
+                    self.metrics.corrections_sent += 1;
+                }
+                return;
             }
             self.forgotten.remove(&record.name);
         }

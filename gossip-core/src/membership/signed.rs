@@ -190,6 +190,12 @@ impl<A: Address> Node<A> {
         }
     }
 
+    /// This node's accusation of `record` (accuser and, in signed mode, signature).
+    pub(crate) fn own_accusation(&self, record: &MemberRecord<A>) -> (Option<CompactString>, Option<Signature>) {
+        let signature = self.signed.as_ref().map(|s| s.keypair.accuse(&self.config.cluster_label, record, &self.name));
+        (Some(self.name.clone()), signature)
+    }
+
     /// Accuser and signature to send with a suspect or dead `record`: the held accusation
     /// (naming `announce` if given), or this node's own.
     pub(crate) fn accusation_out(
@@ -207,10 +213,7 @@ impl<A: Address> Node<A> {
         });
         match held {
             Some(a) => (Some(a.accuser.clone()), Some(a.sig)),
-            None => {
-                let sig = s.keypair.accuse(&self.config.cluster_label, record, &self.name);
-                (Some(self.name.clone()), Some(sig))
-            }
+            None => self.own_accusation(record),
         }
     }
 }

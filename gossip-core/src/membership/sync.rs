@@ -21,6 +21,18 @@ use crate::wire::{codec, MemberRecord, MemberState, Message, ViewEnd};
 /// Most peers whose watermark is remembered.
 const MAX_SYNC_MARKS: usize = 64;
 
+/// Most rejoin intervals between two contacts of seeds that are not live members.
+const MAX_STRAY_SEED_WAIT: u32 = 32;
+
+/// Backoff for contacting seeds that are not live members (see [`Node::rejoin_tick`]).
+#[derive(Debug, Default)]
+pub(crate) struct StraySeeds {
+    /// Rejoin ticks to skip before the next contact.
+    wait: u32,
+    /// Ticks skipped after the last contact (doubles with each contact).
+    backoff: u32,
+}
+
 impl<A: Address> Node<A> {
     /// Sends a join request to every seed and schedules the next attempt.
     pub(crate) fn join_retry(&mut self, now: Instant) {
@@ -61,18 +73,61 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// While alone, contact the seeds again.
+    /// While alone, contact the seeds again. Otherwise contact the seeds that are not live
+    /// members, with backoff: a seed whose own joiners all got their answer from another seed
+    /// has never heard of anyone and nobody has heard of it, and after a long partition both
+    /// sides may have forgotten each other. Without this the cluster would stay split for
+    /// good; with it a decommissioned seed costs one datagram per node every few minutes.
     pub(crate) fn rejoin_tick(&mut self, now: Instant) {
-        if !self.joining && self.members.live_count() == 0 && !self.seeds.is_empty() {
+        if self.joining || self.seeds.is_empty() || self.self_state == MemberState::Left {
+            return;
+        }
+        if self.members.live_count() == 0 {
             self.joining = true;
             self.join_backoff = self.config.join_retry_initial;
             self.join_retry(now);
+            return;
         }
+        if self.stray_seeds.wait > 0 {
+            self.stray_seeds.wait -= 1;
+            return;
+        }
+        let strays = self.seeds_not_live();
+        if strays.is_empty() {
+            self.stray_seeds.backoff = 0;
+            return;
+        }
+        let record = self.self_record();
+        for dest in strays {
+            self.outbox.push_back(Outgoing {
+                dest,
+                messages: vec![Message::Join { record: record.clone() }],
+                piggyback: true,
+            });
+        }
+        self.metrics.join_attempts += 1;
+        self.stray_seeds.backoff = (self.stray_seeds.backoff * 2).clamp(1, MAX_STRAY_SEED_WAIT);
+        self.stray_seeds.wait = self.stray_seeds.backoff;
+    }
+
+    /// Configured seeds at whose address no live member is known.
+    fn seeds_not_live(&self) -> Vec<A> {
+        let mut missing = self.seeds.clone();
+        let (local, remote) = self.members.live();
+        for &slot in local.iter().chain(remote) {
+            if missing.is_empty() {
+                break;
+            }
+            if let Some(m) = self.members.get(slot) {
+                missing.retain(|s| *s != m.addr);
+            }
+        }
+        missing
     }
 
     /// A node asks to join through us: take its record and answer with our full view.
     pub(crate) fn on_join(&mut self, now: Instant, from: &A, record: MemberRecord<A>) {
-        self.apply_record(now, record, None, None, Source::Gossip, None);
+        self.apply_record(now, record, None, None, Source::Gossip, Some(from));
         if self.may_send_view(now, from) {
             self.send_view(from.clone(), false, 0);
         }
