@@ -111,12 +111,12 @@ pub struct SimArgs {
     /// Cluster size.
     #[arg(long, default_value_t = 100)]
     nodes: usize,
-    /// Independent runs (seeds SEED, SEED+1, ...).
-    #[arg(long, default_value_t = 1)]
-    runs: usize,
-    /// Seed of the first run.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
+    /// Independent runs (seeds SEED, SEED+1, ...) [default: 1; for `run`, the file's].
+    #[arg(long)]
+    runs: Option<usize>,
+    /// Seed of the first run [default: 1; for `run`, the file's].
+    #[arg(long)]
+    seed: Option<u64>,
     /// Probability that a datagram is lost.
     #[arg(long, default_value_t = 0.0)]
     loss: f64,
@@ -197,10 +197,22 @@ pub struct SimArgs {
     compare: Option<String>,
 }
 
+impl SimArgs {
+    /// `--runs`, 1 if not given.
+    fn runs(&self) -> usize {
+        self.runs.unwrap_or(1)
+    }
+
+    /// `--seed`, 1 if not given.
+    fn seed(&self) -> u64 {
+        self.seed.unwrap_or(1)
+    }
+}
+
 /// Runs the experiment and prints its result.
 pub fn run(args: SimArgs) -> Result<(), String> {
     if args.scenario == Scenario::Run {
-        return crate::sim_run::run(args.file.as_deref(), args.json, args.plot.as_deref());
+        return crate::sim_run::run(args.file.as_deref(), args.seed, args.runs, args.json, args.plot.as_deref());
     }
     if args.file.is_some() {
         return Err("a scenario file goes with `gossip sim run FILE.toml` only".into());
@@ -208,7 +220,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
     }
-    if args.runs == 0 {
+    if args.runs() == 0 {
         return Err("--runs must be at least 1".into());
     }
     if !(0.0..1.0).contains(&args.loss) {
@@ -240,8 +252,8 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     if args.scenario == Scenario::Rumor {
         return run_rumor(&args);
     }
-    let common = Common { nodes: args.nodes, runs: args.runs, seed: args.seed, loss: args.loss, config };
-    let bar = progress(args.runs, args.json);
+    let common = Common { nodes: args.nodes, runs: args.runs(), seed: args.seed(), loss: args.loss, config };
+    let bar = progress(args.runs(), args.json);
     let tick = |done: usize| bar.set_position(done as u64);
     let (out, chart) = match args.scenario {
         Scenario::Run => return Err("`run` takes a scenario file".into()),
@@ -380,8 +392,8 @@ pub fn run(args: SimArgs) -> Result<(), String> {
 fn run_rumor(args: &SimArgs) -> Result<(), String> {
     let base = RumorOptions {
         nodes: args.nodes,
-        runs: args.runs,
-        seed: args.seed,
+        runs: args.runs(),
+        seed: args.seed(),
         mode: args.mode.into(),
         variant: args.variant.into(),
         k: args.k,
@@ -397,11 +409,11 @@ fn run_rumor(args: &SimArgs) -> Result<(), String> {
     for s in &setups {
         s.validate().map_err(|e| e.to_string())?;
     }
-    let bar = progress(args.runs * setups.len(), args.json);
+    let bar = progress(args.runs() * setups.len(), args.json);
     let mut lines = Vec::new();
     let mut outs = Vec::new();
     for (i, opts) in setups.iter().enumerate() {
-        let done = i * args.runs;
+        let done = i * args.runs();
         let r = rumor::rumor(opts, |d| bar.set_position((done + d) as u64)).map_err(|e| e.to_string())?;
         let k = r.k.map(|k| format!(" k={k}")).unwrap_or_default();
         lines.push(Line { name: format!("{} {}{k}", r.mode, r.variant), points: r.curve.clone() });

@@ -9,10 +9,19 @@ use gossip_sim::script::{Script, ScriptResult};
 use crate::plot::{self, Chart, Line};
 
 /// Reads, runs and reports the script at `path`.
-pub fn run(path: Option<&Path>, json: bool, plot_to: Option<&Path>) -> Result<(), String> {
+/// `seed` and `runs` replace the file's own.
+pub fn run(
+    path: Option<&Path>,
+    seed: Option<u64>,
+    runs: Option<usize>,
+    json: bool,
+    plot_to: Option<&Path>,
+) -> Result<(), String> {
     let path = path.ok_or("`gossip sim run` needs a scenario file: gossip sim run FILE.toml")?;
     let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let script = Script::from_toml(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    let script = Script::from_toml(&text)
+        .and_then(|s| s.with_runs(seed, runs))
+        .map_err(|e| format!("{}: {e}", path.display()))?;
     let wall = Instant::now();
     let bar = crate::sim::progress(script.runs(), json);
     let result = script.run(|done| bar.set_position(done as u64));

@@ -63,3 +63,16 @@ fn bad_file_exits_2_with_the_reason() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read"));
 }
+
+#[test]
+fn seed_and_runs_on_the_command_line_replace_the_files() {
+    let file = example("late-join.toml");
+    let out = gossip(&["sim", "run", &file, "--json", "--seed", "7", "--runs", "2"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout}{}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_str(stdout.trim()).expect("JSON");
+    assert_eq!((v["seed"].as_u64(), v["runs"].as_u64()), (Some(7), Some(2)));
+    let out = gossip(&["sim", "run", &file, "--runs", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("runs = 0"), "{}", String::from_utf8_lossy(&out.stderr));
+}

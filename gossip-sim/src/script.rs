@@ -39,7 +39,7 @@
 //! ```
 //!
 //! Top-level keys: `nodes` (required), `seed` (default 1), `runs` (default 1; runs use seeds
-//! `seed`, `seed + 1`, …), `preset`, `description`, `start` (`"converged"`, the default: the
+//! `seed`, `seed + 1`, …; `gossip sim run --seed --runs` replace both), `preset`, `description`, `start` (`"converged"`, the default: the
 //! cluster starts with a full view everywhere; or `"join"`: nodes join through the seeds during
 //! the first second), `seeds` (default node 0: whom joining and restarted nodes contact),
 //! `late` (nodes that exist only from their `join` event on), `duration_s` (default: the last
@@ -833,6 +833,21 @@ impl Script {
     /// Seed of the first run.
     pub fn seed(&self) -> u64 {
         self.seed
+    }
+
+    /// The same script with another first seed and/or number of runs (what
+    /// `gossip sim run --seed --runs` give), checked like the file's own values.
+    pub fn with_runs(mut self, seed: Option<u64>, runs: Option<usize>) -> Result<Self, ScriptError> {
+        if let Some(runs) = runs {
+            if !(1..=MAX_RUNS).contains(&runs) {
+                return Err(invalid(format!("runs = {runs}: must be between 1 and {MAX_RUNS}")));
+            }
+            self.runs = runs;
+        }
+        if let Some(seed) = seed {
+            self.seed = seed;
+        }
+        Ok(self)
     }
 
     /// The script's own description, if it has one.
