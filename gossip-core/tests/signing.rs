@@ -232,6 +232,7 @@ fn forged_key_value_writes_are_refused_and_signed_ones_spread() {
         through: held + 2,
         gc_version: 0,
         updates: vec![forged.clone(), unsigned],
+        head: None,
     };
     inject(&mut net, 3, 0, &[Message::StateDelta { deltas: vec![delta], more: None }]).expect("well-formed datagram");
     inject(
@@ -247,6 +248,7 @@ fn forged_key_value_writes_are_refused_and_signed_ones_spread() {
                 through: held + 1,
                 gc_version: 0,
                 updates: vec![forged],
+                head: None,
             },
         }],
     )
@@ -260,5 +262,63 @@ fn forged_key_value_writes_are_refused_and_signed_ones_spread() {
     for i in [0, 2, 3] {
         assert_eq!(net.nodes[i].get("n1", "size").map(|(v, _)| v.to_vec()), Some(b"10".to_vec()), "n{i}");
         assert!(net.nodes[i].get("n1", "admin").is_none(), "n{i} took a forged key");
+    }
+}
+
+#[test]
+fn forged_resets_never_change_what_a_node_shows() {
+    use gossip_core::antientropy::{ParticipantDelta, SignedHead};
+    let mut net = signed_net(4);
+    // n1 writes three keys, overwrites one (its first version is superseded: later deltas
+    // have a gap there that only n1's signed head can vouch for) and deletes another.
+    for (k, v) in [("a", "1"), ("b", "2"), ("c", "3"), ("a", "4")] {
+        net.nodes[1].set(k, v.as_bytes().to_vec()).expect("set");
+    }
+    net.nodes[1].delete(net.now, "c").expect("delete");
+    net.run(Duration::from_secs(8), &mut pass);
+    let shown = |net: &Net, i: usize| -> Vec<(String, Vec<u8>)> {
+        net.nodes[i].keys("n1").map(|(k, v, _)| (k.to_owned(), v.to_vec())).collect()
+    };
+    let expected = vec![("a".to_owned(), b"4".to_vec()), ("b".to_owned(), b"2".to_vec())];
+    for i in [0, 2, 3] {
+        assert_eq!(shown(&net, i), expected, "n{i} holds n1's keys");
+    }
+    let generation = net.nodes[1].self_record().generation;
+    let label = net.nodes[0].config().cluster_label.clone();
+    // 1. A reset with nothing in it, claiming n1's latest version: would empty n1's keys.
+    let reset = ParticipantDelta {
+        node: "n1".into(),
+        generation,
+        reset: true,
+        after: 0,
+        through: 5,
+        gc_version: 5,
+        updates: vec![],
+        head: None,
+    };
+    inject(&mut net, 3, 0, &[Message::StateDelta { deltas: vec![reset.clone()], more: None }]).expect("datagram");
+    // 2. The same with a head the rogue signed itself, over the empty set.
+    let root = {
+        use sha2::{Digest, Sha256};
+        let r: [u8; 32] = Sha256::new().finalize().into();
+        r
+    };
+    let sig = keypair(3).sign_head(&label, "n1", generation, 5, &root);
+    let signed_by_rogue = ParticipantDelta { head: Some(SignedHead { root, sig }), ..reset };
+    inject(&mut net, 3, 2, &[Message::StateDelta { deltas: vec![signed_by_rogue], more: None }]).expect("datagram");
+    assert_eq!(shown(&net, 0), expected, "a reset without n1's head shows nothing");
+    assert_eq!(shown(&net, 2), expected, "nor one with a head n1 did not sign");
+    assert_eq!(net.nodes[2].metrics().forged_writes, 1, "refused and counted");
+    // (Left-out writes are the store's unit tests.) Time passes: nothing changes.
+    net.run(Duration::from_secs(40), &mut pass);
+    for i in [0, 2, 3] {
+        assert_eq!(shown(&net, i), expected, "n{i} still holds n1's keys");
+    }
+    // n1's next write gets through everywhere.
+    net.nodes[1].set("b", b"5".to_vec()).expect("set");
+    net.run(Duration::from_secs(10), &mut pass);
+    let expected = vec![("a".to_owned(), b"4".to_vec()), ("b".to_owned(), b"5".to_vec())];
+    for i in [0, 2, 3] {
+        assert_eq!(shown(&net, i), expected, "n{i} has n1's new write");
     }
 }

@@ -28,6 +28,7 @@ use crate::membership::table::Address;
 use crate::node::{Node, Outgoing};
 use crate::wire::{codec, Message, StateContinuation};
 
+use super::store::SignedHead;
 use super::KvChange;
 
 /// Bytes of a datagram's room kept for the message's own framing.
@@ -56,7 +57,8 @@ impl<A: Address> Node<A> {
     pub(crate) fn max_state_value(&self, key: &str) -> usize {
         // The delta's owner name, generation, flags, versions and list length; the update's
         // key, version and value length prefixes; its signature, if any.
-        let signature = if self.signed.is_some() { 66 } else { 1 };
+        // (With signing, the write's signature and the head: root and signature.)
+        let signature = if self.signed.is_some() { 66 + 98 } else { 1 };
         let overhead = self.name.len() + 40 + key.len() + 16 + signature;
         self.bulk_room().saturating_sub(overhead)
     }
@@ -173,12 +175,16 @@ impl<A: Address> Node<A> {
         self.send_state_digest(from, more.start, more.end, true);
     }
 
-    /// Signs this node's write at `version` (with signing on).
+    /// Signs this node's write at `version` and its head there (with signing on).
     pub(crate) fn sign_own_write(&mut self, version: u64) {
         let Some(s) = &self.signed else { return };
         let Some(update) = self.state.own_update(version) else { return };
-        let sig = s.keypair.sign_write(&self.config.cluster_label, &self.name, self.generation, &update);
+        let label = &self.config.cluster_label;
+        let sig = s.keypair.sign_write(label, &self.name, self.generation, &update);
+        let root = self.state.own_root();
+        let head = SignedHead { root, sig: s.keypair.sign_head(label, &self.name, self.generation, version, &root) };
         self.state.sign_own(version, sig);
+        self.state.set_own_head(version, head);
     }
 
     /// With signing on: cuts each participant's delta before its first write that does not
@@ -218,13 +224,28 @@ impl<A: Address> Node<A> {
             known.is_none_or(|g| d.generation >= g) && !forgotten
         });
         self.check_writes(&mut deltas);
-        let before = self.state.rejected();
-        for change in self.state.apply(now, deltas) {
+        let before = (self.state.rejected(), self.state.unvouched());
+        let changes = if self.signed.is_some() {
+            // Each participant's key, looked up before the store is borrowed.
+            let keys: Vec<(CompactString, Option<crate::wire::signing::PublicKey>)> =
+                deltas.iter().map(|d| (d.node.clone(), self.key_of(&d.node))).collect();
+            let label = self.config.cluster_label.clone();
+            let verify = |node: &str, generation: u64, version: u64, head: &SignedHead| {
+                keys.iter().find(|(n, _)| n == node).and_then(|(_, k)| k.as_ref()).is_some_and(|k| {
+                    crate::wire::signing::verify_head(&label, node, generation, version, &head.root, &head.sig, k)
+                })
+            };
+            self.state.apply_vouched(now, deltas, &verify)
+        } else {
+            self.state.apply(now, deltas)
+        };
+        for change in changes {
             self.events.push_back(match change {
                 KvChange::Changed { node, key, version } => Event::KeyChanged { node, key, version },
                 KvChange::Deleted { node, key, version } => Event::KeyDeleted { node, key, version },
             });
         }
-        self.metrics.state_updates_refused += self.state.rejected() - before;
+        self.metrics.state_updates_refused += self.state.rejected() - before.0;
+        self.metrics.forged_writes += self.state.unvouched() - before.1;
     }
 }

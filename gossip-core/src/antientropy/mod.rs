@@ -13,7 +13,7 @@
 mod exchange;
 pub mod store;
 
-pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelta, ParticipantDigest};
+pub use store::{KeyUpdate, KvChange, KvError, KvLimits, KvStore, ParticipantDelta, ParticipantDigest, SignedHead};
 
 use compact_str::CompactString;
 

@@ -8,6 +8,14 @@
 //! after a grace period they are collected, and `gc_version` remembers up to which version:
 //! a peer whose `max_version` is below it may still hold a deleted key, so it gets the
 //! participant's full state as a reset instead of a delta.
+//!
+//! With signed self-state every write carries its owner's signature, and the owner also signs
+//! a *head* after each write: the SHA-256 of its live keys, values and versions. A delta that
+//! holds every version after the receiver's (nothing can be left out) is merged at once. Any
+//! other (a reset, a jump over superseded or collected versions, a piece continuing one)
+//! builds a pending state that becomes visible only when a head signed by the owner vouches
+//! for all of it: a rogue member can neither empty another's keys with a forged reset nor make
+//! a node skip one of its writes.
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -91,6 +99,16 @@ pub struct KeyUpdate {
     pub sig: Option<crate::wire::signing::Signature>,
 }
 
+/// With signed self-state: a participant's signature over the hash of its live keys at a
+/// version (see the module docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedHead {
+    /// SHA-256 over the live keys in key order: each key, version and value, length-prefixed.
+    pub root: [u8; 32],
+    /// The participant's signature over (cluster label, name, generation, version, root).
+    pub sig: crate::wire::signing::Signature,
+}
+
 /// Updates of one participant, in increasing version order, with no version left out between
 /// `after` and the last one.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,6 +132,26 @@ pub struct ParticipantDelta {
     /// The updates.
     #[serde(deserialize_with = "crate::wire::bounded::vec")]
     pub updates: Vec<KeyUpdate>,
+    /// With signed self-state, on a piece that ends at the sender's latest version: the
+    /// participant's signed head there, if the sender holds it.
+    pub head: Option<SignedHead>,
+}
+
+impl ParticipantDelta {
+    /// Whether every version from `after + 1` to `through` is here: merged onto a state
+    /// complete at `after`, it gives the participant's state at `through`, with nothing left
+    /// out. (Versions go missing legitimately when a later write superseded them or a
+    /// tombstone was collected, and illegitimately when a sender leaves a write out.)
+    fn is_gapless(&self) -> bool {
+        let mut expect = self.after;
+        for u in &self.updates {
+            if u.version != expect.saturating_add(1) {
+                return false;
+            }
+            expect = u.version;
+        }
+        self.through == expect
+    }
 }
 
 /// A change merged into the store, for events.
@@ -159,11 +197,48 @@ struct Participant {
     max_version: u64,
     /// Tombstones up to this version have been collected.
     gc_version: u64,
+    /// With signed self-state: the owner's signed head at this version (the latest one
+    /// verified here).
+    head: Option<(u64, SignedHead)>,
+    /// With signed self-state: state being built from deltas not yet vouched for by a head.
+    pending: Option<Box<Pending>>,
 }
+
+/// A participant's state built from deltas that a signed head has not vouched for yet.
+#[derive(Debug, Clone)]
+struct Pending {
+    state: Participant,
+    since: Instant,
+}
+
+/// How long a pending state may wait for the head that vouches for it: a peer that starts
+/// one and never finishes must not hold the participant back for longer.
+const PENDING_TTL: Duration = Duration::from_secs(30);
 
 impl Participant {
     fn new(generation: u64) -> Self {
         Participant { generation, ..Participant::default() }
+    }
+
+    /// What this node tells peers it holds: the pending state's versions while there is one,
+    /// so that a transfer in several pieces continues it.
+    fn advertised(&self) -> &Participant {
+        self.pending.as_ref().map_or(self, |q| &q.state)
+    }
+
+    /// SHA-256 of the live keys, in key order (what a signed head vouches for).
+    fn root(&self) -> [u8; 32] {
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        for (key, entry) in &self.entries {
+            let Some(value) = &entry.value else { continue };
+            h.update((key.len() as u64).to_le_bytes());
+            h.update(key.as_bytes());
+            h.update(entry.version.to_le_bytes());
+            h.update((value.len() as u64).to_le_bytes());
+            h.update(value);
+        }
+        h.finalize().into()
     }
 
     fn put(&mut self, key: CompactString, entry: Entry) {
@@ -173,6 +248,11 @@ impl Participant {
         self.by_version.insert(entry.version, key.clone());
         self.max_version = self.max_version.max(entry.version);
         self.entries.insert(key, entry);
+    }
+
+    /// The signed head at `version`, if that is the one held.
+    fn head_at(&self, version: u64) -> Option<SignedHead> {
+        self.head.as_ref().filter(|(v, _)| *v == version).map(|(_, h)| h.clone())
     }
 
     fn update(&self, version: u64) -> Option<KeyUpdate> {
@@ -191,6 +271,8 @@ pub struct KvStore {
     participants: BTreeMap<CompactString, Participant>,
     /// Updates of other participants refused for breaking the limits.
     rejected: u64,
+    /// With signed self-state: pending states refused because the head did not vouch for them.
+    unvouched: u64,
 }
 
 impl KvStore {
@@ -199,7 +281,7 @@ impl KvStore {
     pub fn new(own: &str, generation: u64, limits: KvLimits, tombstone_grace: Duration) -> Self {
         let mut participants = BTreeMap::new();
         participants.insert(CompactString::from(own), Participant::new(generation));
-        KvStore { own: own.into(), limits, tombstone_grace, participants, rejected: 0 }
+        KvStore { own: own.into(), limits, tombstone_grace, participants, rejected: 0, unvouched: 0 }
     }
 
     fn check_key(&self, key: &str) -> Result<(), KvError> {
@@ -259,6 +341,22 @@ impl KvStore {
         }
     }
 
+    /// Hash of this node's live keys, for its signed head.
+    pub(crate) fn own_root(&self) -> [u8; 32] {
+        self.participants.get(&self.own).map_or_else(|| Participant::default().root(), Participant::root)
+    }
+
+    /// Records this node's signed head at `version` (its latest write).
+    pub(crate) fn set_own_head(&mut self, version: u64, head: SignedHead) {
+        self.own_mut().head = Some((version, head));
+    }
+
+    /// Pending states refused because the owner's signed head did not vouch for them (a
+    /// delta that left something out, or a forged reset).
+    pub fn unvouched(&self) -> u64 {
+        self.unvouched
+    }
+
     /// `node`'s value of `key` and its version, if set (not deleted).
     pub fn get(&self, node: &str, key: &str) -> Option<(&[u8], u64)> {
         let entry = self.participants.get(node)?.entries.get(key)?;
@@ -286,6 +384,7 @@ impl KvStore {
     }
 
     fn digest_of(node: &CompactString, p: &Participant) -> Option<ParticipantDigest> {
+        let p = p.advertised();
         (p.max_version > 0).then(|| ParticipantDigest {
             node: node.clone(),
             generation: p.generation,
@@ -334,12 +433,13 @@ impl KvStore {
             through: version,
             gc_version: p.gc_version,
             updates: vec![update],
+            head: p.head_at(version),
         })
     }
 
     /// Highest version of `node` merged with nothing missing below it.
     pub fn max_version(&self, node: &str) -> u64 {
-        self.participants.get(node).map_or(0, |p| p.max_version)
+        self.participants.get(node).map_or(0, |p| p.advertised().max_version)
     }
 
     /// The membership layer saw `node` restart as `generation`: what its older generation
@@ -443,7 +543,8 @@ impl KvStore {
             let Some(p) = self.participants.get(node) else { continue };
             // Node name and its length, generation, flag, three versions (varints of at most
             // ten bytes) and the length of the list.
-            let overhead = node.len() + 45;
+            // And the signed head, if any.
+            let overhead = node.len() + 45 + if p.head.is_some() { 98 } else { 1 };
             let mut piece = ParticipantDelta {
                 node: node.clone(),
                 generation: p.generation,
@@ -452,6 +553,7 @@ impl KvStore {
                 through: after,
                 gc_version: p.gc_version,
                 updates: Vec::new(),
+                head: None,
             };
             loop {
                 if room < overhead {
@@ -485,6 +587,7 @@ impl KvStore {
                 if !cut {
                     // Beyond the last update when the versions after it were collected.
                     piece.through = p.max_version;
+                    piece.head = p.head_at(p.max_version);
                 }
                 let says_something = !piece.updates.is_empty() || piece.reset || piece.through > piece.after;
                 if !says_something {
@@ -517,67 +620,73 @@ impl KvStore {
                 continue; // our own state is ours to write
             }
             let p = self.participants.entry(delta.node.clone()).or_insert_with(|| Participant::new(delta.generation));
+            merge(&self.limits, &mut self.rejected, p, delta, now, &mut changes);
+        }
+        changes
+    }
+
+    /// Like [`KvStore::apply`], with signed self-state (each update's signature already
+    /// checked): `verify(node, generation, version, head)` says whether `head` carries the
+    /// participant's valid signature. A delta holding every version after ours is merged at
+    /// once; any other builds a pending state, visible once a verified head vouches for it.
+    pub(crate) fn apply_vouched(
+        &mut self,
+        now: Instant,
+        deltas: Vec<ParticipantDelta>,
+        verify: &dyn Fn(&str, u64, u64, &SignedHead) -> bool,
+    ) -> Vec<KvChange> {
+        let mut changes = Vec::new();
+        for mut delta in deltas {
+            if delta.node == self.own {
+                continue;
+            }
+            let node = delta.node.clone();
+            let p = self.participants.entry(node.clone()).or_insert_with(|| Participant::new(delta.generation));
             if delta.generation < p.generation {
                 continue;
             }
-            let replace = delta.reset || delta.generation > p.generation;
-            if replace {
-                if !delta.reset && delta.after > 0 {
-                    continue; // a newer generation, but not from its start: wait for a reset
-                }
-                for (key, entry) in std::mem::take(&mut p.entries) {
-                    if entry.value.is_some() {
-                        changes.push(KvChange::Deleted { node: delta.node.clone(), key, version: 0 });
+            if p.pending.as_ref().is_some_and(|q| now.saturating_duration_since(q.since) >= PENDING_TTL) {
+                p.pending = None; // its head never came: start over from what is vouched for
+            }
+            let head = delta.head.take();
+            let fresh = delta.reset || delta.generation > p.generation;
+            let base_max = if fresh { 0 } else { p.max_version };
+            let complete = delta.after <= base_max && delta.through >= base_max && delta.is_gapless();
+            if (fresh || p.pending.is_none()) && complete {
+                // Every version after ours: nothing can have been left out.
+                let through = delta.through;
+                p.pending = None;
+                merge(&self.limits, &mut self.rejected, p, delta, now, &mut changes);
+                if let Some(h) = head.filter(|h| p.max_version == through && verify(&node, p.generation, through, h)) {
+                    if p.root() == h.root {
+                        p.head = Some((through, h));
                     }
                 }
-                *p = Participant::new(delta.generation);
-                p.gc_version = delta.gc_version;
-            } else if p.max_version < delta.after {
-                continue; // a gap: what lies between would be missing
-            } else if delta.gc_version > p.gc_version && p.max_version < delta.gc_version {
-                // Tombstones we never merged have been collected since: only a reset may bring
-                // us on (this is a continuation of a reset whose first piece we missed, or a
-                // rumor), or the deleted keys we still hold would stay.
-                continue;
-            } else if delta.gc_version < p.gc_version && p.max_version < p.gc_version {
-                // We were reset past collected tombstones and are still filling in; a sender
-                // that has not seen them collected may hold the deleted keys: only the owner's
-                // view (or one as recent) may fill the gap.
                 continue;
             }
-            let mut complete = true;
-            for update in delta.updates {
-                if update.version <= p.max_version {
-                    continue; // had it
-                }
-                let new_key = !p.entries.contains_key(&update.key);
-                let too_big = update.key.is_empty()
-                    || update.key.len() > self.limits.max_key_len
-                    || update.value.as_ref().is_some_and(|v| v.len() > self.limits.max_value_len)
-                    || (new_key && p.entries.len() >= self.limits.max_keys);
-                if too_big {
-                    self.rejected += 1;
-                    complete = false;
-                    break; // and not the later versions either: no gaps
-                }
-                let change = match update.value {
-                    Some(_) => {
-                        KvChange::Changed { node: delta.node.clone(), key: update.key.clone(), version: update.version }
-                    }
-                    None => {
-                        KvChange::Deleted { node: delta.node.clone(), key: update.key.clone(), version: update.version }
-                    }
-                };
-                let was_set = p.entries.get(&update.key).is_some_and(|e| e.value.is_some());
-                let deleted_at = update.value.is_none().then_some(now);
-                if update.value.is_some() || was_set {
-                    changes.push(change);
-                }
-                let sig = update.sig.map(Box::new);
-                p.put(update.key, Entry { value: update.value, version: update.version, sig, deleted_at });
+            let mut pending = match p.pending.take() {
+                Some(q) if !fresh && q.state.generation == delta.generation => *q,
+                _ if fresh => Pending { state: Participant::new(delta.generation), since: now },
+                _ => Pending { state: Participant { pending: None, ..p.clone() }, since: now },
+            };
+            if head.is_none() {
+                // Only a head may vouch for versions beyond the last update.
+                delta.through = delta.updates.last().map_or(delta.after, |u| u.version).max(delta.after);
             }
-            if complete {
-                p.max_version = p.max_version.max(delta.through);
+            let through = delta.through;
+            merge(&self.limits, &mut self.rejected, &mut pending.state, delta, now, &mut Vec::new());
+            match head {
+                Some(h) if pending.state.max_version == through => {
+                    let state = pending.state;
+                    if verify(&node, state.generation, through, &h) && state.root() == h.root {
+                        changes.extend(diff(&node, p, &state));
+                        *p = state;
+                        p.head = Some((through, h));
+                    } else {
+                        self.unvouched += 1; // and the pending state goes
+                    }
+                }
+                _ => p.pending = Some(Box::new(pending)),
             }
         }
         changes
@@ -601,6 +710,101 @@ impl KvStore {
             }
         }
     }
+}
+
+/// Merges one delta into `p` (what [`KvStore::apply`] does per participant), pushing the
+/// changes.
+fn merge(
+    limits: &KvLimits,
+    rejected: &mut u64,
+    p: &mut Participant,
+    delta: ParticipantDelta,
+    now: Instant,
+    changes: &mut Vec<KvChange>,
+) {
+    if delta.generation < p.generation {
+        return;
+    }
+    let replace = delta.reset || delta.generation > p.generation;
+    if replace {
+        if !delta.reset && delta.after > 0 {
+            return; // a newer generation, but not from its start: wait for a reset
+        }
+        for (key, entry) in std::mem::take(&mut p.entries) {
+            if entry.value.is_some() {
+                changes.push(KvChange::Deleted { node: delta.node.clone(), key, version: 0 });
+            }
+        }
+        *p = Participant::new(delta.generation);
+        p.gc_version = delta.gc_version;
+    } else if p.max_version < delta.after {
+        return; // a gap: what lies between would be missing
+    } else if delta.gc_version > p.gc_version && p.max_version < delta.gc_version {
+        // Tombstones we never merged have been collected since: only a reset may bring
+        // us on (this is a continuation of a reset whose first piece we missed, or a
+        // rumor), or the deleted keys we still hold would stay.
+        return;
+    } else if delta.gc_version < p.gc_version && p.max_version < p.gc_version {
+        // We were reset past collected tombstones and are still filling in; a sender
+        // that has not seen them collected may hold the deleted keys: only the owner's
+        // view (or one as recent) may fill the gap.
+        return;
+    }
+    let mut complete = true;
+    for update in delta.updates {
+        if update.version <= p.max_version {
+            continue; // had it
+        }
+        let new_key = !p.entries.contains_key(&update.key);
+        let too_big = update.key.is_empty()
+            || update.key.len() > limits.max_key_len
+            || update.value.as_ref().is_some_and(|v| v.len() > limits.max_value_len)
+            || (new_key && p.entries.len() >= limits.max_keys);
+        if too_big {
+            *rejected += 1;
+            complete = false;
+            break; // and not the later versions either: no gaps
+        }
+        let change = match update.value {
+            Some(_) => KvChange::Changed { node: delta.node.clone(), key: update.key.clone(), version: update.version },
+            None => KvChange::Deleted { node: delta.node.clone(), key: update.key.clone(), version: update.version },
+        };
+        let was_set = p.entries.get(&update.key).is_some_and(|e| e.value.is_some());
+        let deleted_at = update.value.is_none().then_some(now);
+        if update.value.is_some() || was_set {
+            changes.push(change);
+        }
+        let sig = update.sig.map(Box::new);
+        p.put(update.key, Entry { value: update.value, version: update.version, sig, deleted_at });
+    }
+    if complete {
+        p.max_version = p.max_version.max(delta.through);
+    }
+}
+
+/// The changes that replacing `old` by `new` makes visible (a pending state committed).
+fn diff(node: &CompactString, old: &Participant, new: &Participant) -> Vec<KvChange> {
+    let mut changes = Vec::new();
+    for (key, entry) in &new.entries {
+        let before = old.entries.get(key);
+        if before.is_some_and(|b| b.version == entry.version && old.generation == new.generation) {
+            continue;
+        }
+        let was_set = before.is_some_and(|b| b.value.is_some());
+        match entry.value {
+            Some(_) => changes.push(KvChange::Changed { node: node.clone(), key: key.clone(), version: entry.version }),
+            None if was_set => {
+                changes.push(KvChange::Deleted { node: node.clone(), key: key.clone(), version: entry.version })
+            }
+            None => {}
+        }
+    }
+    for (key, entry) in &old.entries {
+        if entry.value.is_some() && !new.entries.contains_key(key) {
+            changes.push(KvChange::Deleted { node: node.clone(), key: key.clone(), version: 0 });
+        }
+    }
+    changes
 }
 
 #[cfg(test)]
@@ -861,5 +1065,132 @@ mod tests {
         assert!(strict.get("a", "after").is_none(), "nothing after the refused version");
         assert_eq!(strict.rejected(), 1);
         assert_eq!(strict.digest().iter().find(|d| d.node == "a").map(|d| d.max_version), Some(1));
+    }
+
+    // ----- signed self-state: deltas vouched for by the owner's signed head -----------------
+
+    use crate::wire::signing::Keypair;
+
+    const LABEL: &str = "test";
+
+    /// The owner's store with writes signed as a node does (each write and the head after it).
+    fn signed_write(owner: &mut KvStore, kp: &Keypair, key: &str, value: Option<&[u8]>, now: Instant) {
+        let version = match value {
+            Some(v) => owner.set(key, v.to_vec()).expect("set"),
+            None => owner.delete(now, key).expect("delete").expect("was set"),
+        };
+        let update = owner.own_update(version).expect("written");
+        let own = owner.own.clone();
+        owner.sign_own(version, kp.sign_write(LABEL, &own, 1, &update));
+        let root = owner.own_root();
+        owner.set_own_head(version, SignedHead { root, sig: kp.sign_head(LABEL, &own, 1, version, &root) });
+    }
+
+    fn verifier(kp: &Keypair) -> impl Fn(&str, u64, u64, &SignedHead) -> bool {
+        let key = kp.public_key();
+        move |node, generation, version, head| {
+            crate::wire::signing::verify_head(LABEL, node, generation, version, &head.root, &head.sig, &key)
+        }
+    }
+
+    fn visible(s: &KvStore, node: &str) -> Vec<(String, Vec<u8>, u64)> {
+        s.entries(node).map(|(k, v, ver)| (k.to_owned(), v.to_vec(), ver)).collect()
+    }
+
+    /// `a` wrote x, y, then x again (its first version superseded), and deleted nothing.
+    fn owner_with_a_superseded_write(kp: &Keypair, now: Instant) -> KvStore {
+        let mut a = store("a");
+        signed_write(&mut a, kp, "x", Some(b"1"), now);
+        signed_write(&mut a, kp, "y", Some(b"2"), now);
+        signed_write(&mut a, kp, "x", Some(b"3"), now);
+        a
+    }
+
+    #[test]
+    fn a_delta_with_every_version_is_merged_at_once_and_one_with_gaps_once_vouched_for() {
+        let now = Instant::now();
+        let kp = Keypair::from_secret([7; 32]);
+        let verify = verifier(&kp);
+        let a = owner_with_a_superseded_write(&kp, now);
+        // Version 1 was superseded: a's delta holds 2 and 3 only, with its head at 3.
+        let mut b = store("b");
+        let deltas = a.deltas_for(&b.digest(), 10_000);
+        assert!(deltas[0].head.is_some() && !deltas[0].is_gapless());
+        b.apply_vouched(now, deltas, &verify);
+        assert_eq!(visible(&b, "a"), visible(&a, "a"), "the head vouches for the gap");
+        // Cut in pieces of one update each: nothing shows until the last piece's head.
+        let mut c = store("c");
+        // (144 bytes of participant and head, 72 of one signed update.)
+        for piece in a.deltas_for(&c.digest(), 230).into_iter().take(1) {
+            assert!(piece.head.is_none(), "not the last piece");
+            c.apply_vouched(now, vec![piece], &verify);
+        }
+        assert!(visible(&c, "a").is_empty(), "pending until vouched for");
+        assert_eq!(c.max_version("a"), 2, "but advertised, so the transfer continues");
+        sync_vouched(&a, &mut c, now, 230, &verify);
+        assert_eq!(visible(&c, "a"), visible(&a, "a"));
+        // A fresh write with nothing left out is merged at once, head or not.
+        let mut a = a;
+        signed_write(&mut a, &kp, "z", Some(b"4"), now);
+        let mut rumor = a.update_delta("a", 4).expect("held");
+        rumor.head = None;
+        b.apply_vouched(now, vec![rumor], &verify);
+        assert_eq!(visible(&b, "a"), visible(&a, "a"));
+    }
+
+    /// Sends `to` what `from` holds that it lacks until nothing moves.
+    fn sync_vouched(
+        from: &KvStore,
+        to: &mut KvStore,
+        now: Instant,
+        budget: usize,
+        verify: &dyn Fn(&str, u64, u64, &SignedHead) -> bool,
+    ) {
+        for _ in 0..100 {
+            let deltas = from.deltas_for(&to.digest(), budget);
+            if deltas.is_empty() {
+                return;
+            }
+            to.apply_vouched(now, deltas, verify);
+        }
+        panic!("no progress");
+    }
+
+    #[test]
+    fn a_forged_reset_or_a_left_out_write_never_shows() {
+        let now = Instant::now();
+        let kp = Keypair::from_secret([7; 32]);
+        let verify = verifier(&kp);
+        let a = owner_with_a_superseded_write(&kp, now);
+        let mut b = store("b");
+        sync_vouched(&a, &mut b, now, 10_000, &verify);
+        let honest = visible(&b, "a");
+        assert_eq!(honest.len(), 2);
+        // A reset holding only x (genuine, signed by a), with a's genuine head at 3 replayed:
+        // y is left out, so the head does not match and the whole reset is refused.
+        let mut forged = a.deltas_for(&[], 10_000).remove(0);
+        forged.updates.retain(|u| u.key == "x");
+        b.apply_vouched(now, vec![forged.clone()], &verify);
+        assert_eq!(visible(&b, "a"), honest);
+        assert_eq!(b.unvouched(), 1);
+        // Without the head it waits, pending, and never shows; its head never comes, and
+        // after a while the pending state goes and b is back where it was.
+        forged.head = None;
+        b.apply_vouched(now, vec![forged], &verify);
+        assert_eq!(visible(&b, "a"), honest);
+        let later = now + PENDING_TTL;
+        b.apply_vouched(later, a.deltas_for(&b.digest(), 10_000), &verify);
+        assert_eq!(visible(&b, "a"), honest);
+        assert_eq!(b.max_version("a"), a.max_version("a"), "in sync again");
+        // A delta behind b's version that jumps past a write it leaves out: pending, unseen.
+        let mut c = store("c");
+        let mut first = a.deltas_for(&c.digest(), 10_000).remove(0);
+        first.updates.retain(|u| u.key == "y"); // version 2 only: x@3 left out, through 3
+        first.head = None;
+        c.apply_vouched(now, vec![first], &verify);
+        assert!(visible(&c, "a").is_empty(), "a gap without a head shows nothing");
+        assert_eq!(c.max_version("a"), 2, "and the claimed version beyond the last update is not taken");
+        sync_vouched(&a, &mut c, now, 10_000, &verify);
+        assert_eq!(visible(&c, "a"), honest, "the honest rest completes it, vouched for");
     }
 }

@@ -8,6 +8,12 @@
 //! on its behalf. Accusations (suspect, dead) are signed by their accuser instead, which is what
 //! lets receivers rate-limit them per accuser.
 //!
+//! Key/value writes are signed one by one, and after each write the node also signs its
+//! *head*: a hash of all its live keys at that version. A delta that skips versions (writes
+//! since overwritten, tombstones since collected) or replaces a participant's state (a reset)
+//! only shows once the head vouches for the result, so a rogue member can neither leave a
+//! write out nor empty another node's keys (see [`crate::antientropy::store`]).
+//!
 //! Keys are bound to member names by [`Trust`]: trust on first use (the first valid key seen
 //! for a name is pinned for the node's lifetime) or a configured list.
 //!
@@ -41,6 +47,7 @@ use super::{MemberRecord, MemberState};
 const SELF_CLAIM: &str = "gossip/self-claim/v1";
 const ACCUSATION: &str = "gossip/accusation/v1";
 const KV_WRITE: &str = "gossip/kv-write/v1";
+const KV_HEAD: &str = "gossip/kv-head/v1";
 
 /// Why a key pair or public key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -240,7 +247,18 @@ pub(crate) fn kv_write_bytes(
     postcard::to_allocvec(&claim).unwrap_or_default()
 }
 
+/// What a node signs for its key/value state as a whole: the hash of its live keys after
+/// its write at `version` (see [`crate::antientropy::KvStore`]).
+pub(crate) fn kv_head_bytes(label: &str, node: &str, generation: u64, version: u64, root: &[u8; 32]) -> Vec<u8> {
+    postcard::to_allocvec(&(KV_HEAD, label, node, generation, version, root)).unwrap_or_default()
+}
+
 impl Keypair {
+    /// This key pair's signature over the hash `root` of its own live keys at `version`.
+    pub fn sign_head(&self, label: &str, node: &str, generation: u64, version: u64, root: &[u8; 32]) -> Signature {
+        self.sign(&kv_head_bytes(label, node, generation, version, root))
+    }
+
     /// This key pair's signature over its own key/value write.
     pub fn sign_write(
         &self,
@@ -289,6 +307,19 @@ pub(crate) fn verify_write(
     key: &PublicKey,
 ) -> bool {
     update.sig.is_some_and(|sig| key.verifies(&kv_write_bytes(label, node, generation, update), &sig))
+}
+
+/// Whether `sig` is `key`'s signature of `node`'s live keys hashing to `root` at `version`.
+pub(crate) fn verify_head(
+    label: &str,
+    node: &str,
+    generation: u64,
+    version: u64,
+    root: &[u8; 32],
+    sig: &Signature,
+    key: &PublicKey,
+) -> bool {
+    key.verifies(&kv_head_bytes(label, node, generation, version, root), sig)
 }
 
 fn parse_hex32(hex: &str) -> Result<[u8; 32], SigningError> {
