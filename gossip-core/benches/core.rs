@@ -197,6 +197,25 @@ fn bench_signing(group: &mut BenchmarkGroup<'_, WallTime>) {
         let r = record(0, 1);
         bencher.iter(|| black_box(member_key.prove(&label, black_box(&r))));
     });
+    // A key/value write with signing: the write's signature, then the head's (the hash of
+    // the node's live keys, here 100 of them, and its signature).
+    let mut writer = Node::new(
+        Config { signing: Some(Signing::new(Keypair::from_secret([3; 32]))), ..Config::lan() },
+        Identity { name: "node-w".into(), addr: B_ADDR + 1, generation: 1 },
+        6,
+        now,
+    )
+    .expect("valid config");
+    for k in 0..100 {
+        writer.set(&format!("key-{k}"), vec![k as u8; 32]).expect("set");
+    }
+    let mut k = 0usize;
+    group.bench_function("signed_set", |bencher| {
+        bencher.iter(|| {
+            k = (k + 1) % 100;
+            black_box(writer.set(&format!("key-{k}"), vec![1; 32]).expect("set"))
+        });
+    });
     group.bench_function("signed_record", |bencher| {
         bencher.iter_batched(
             || {
