@@ -9,6 +9,12 @@
 //! Same seed, same calls: same trace, bit for bit. Addresses are `u32` node ids, so memory
 //! goes to the protocol, and 10,000 nodes fit in one process.
 //!
+//! Time advances in windows as long as the shortest link latency: nothing a node sends in a
+//! window arrives before the window ends, so within one the nodes are independent and run in
+//! parallel (rayon, on every core) when enough of them have work. Each node owns its event
+//! queue and the randomness of what it sends, and events at the same instant are ordered by
+//! sender and the sender's count, so results do not depend on the number of threads.
+//!
 //! [`rumor`] is apart: Demers et al.'s rumor-mongering models in synchronous rounds, without
 //! the core (one byte per node), for millions of nodes.
 //!
@@ -40,6 +46,11 @@ use gossip_core::wire::{codec, Message};
 use gossip_core::{Config, Event, Identity, MemberState, Node};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use rayon::prelude::*;
+
+/// Fewest nodes with work in a window for it to be spread over threads (below, handing the
+/// work out costs more than it saves).
+const PARALLEL_MIN: usize = 16;
 
 /// A simulated node's address.
 pub type NodeId = u32;
@@ -110,7 +121,6 @@ struct SimNode {
     generation: u64,
     node: Option<Node<NodeId>>,
     seeds: Vec<NodeId>,
-    group: u32,
     stalled_until: Option<Instant>,
     held: Vec<(NodeId, Vec<u8>)>,
     /// While slow: until when, and how late each input is processed.
@@ -119,12 +129,55 @@ struct SimNode {
     slow_last: Instant,
     /// Deadline a wake-up is scheduled for (later duplicates are ignored).
     wake_at: Option<Instant>,
+    /// What happens to this node next.
+    queue: BinaryHeap<Scheduled>,
+    /// Randomness of the network for what this node sends (loss, latency, duplication).
+    rng: ChaCha8Rng,
+    /// Events this node has created: with its id, orders events at the same instant.
+    created: u64,
+    /// Datagrams sent in the current window, queued at their receivers when it ends.
+    outbox: Vec<(NodeId, Scheduled)>,
+    /// Events raised in the current window, when tracing.
+    trace: Vec<TraceEntry>,
+    /// Network counters of the current window.
+    stats: NetStats,
 }
+
+/// An event in a node's queue: when, then who created it and its count there (an order that
+/// does not depend on how the work was split over threads), then what.
+type Scheduled = Reverse<(Instant, NodeId, u64, Action)>;
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
 enum Action {
-    Deliver { to: NodeId, from: NodeId, bytes: Vec<u8>, queued: bool },
-    Wake { node: NodeId },
+    Deliver { from: NodeId, bytes: Vec<u8>, queued: bool },
+    Wake,
+    Join { seeds: Vec<NodeId> },
+}
+
+/// Which events a window covers: up to `end`, or up to and including it.
+#[derive(Debug, Clone, Copy)]
+struct Window {
+    end: Instant,
+    inclusive: bool,
+}
+
+impl Window {
+    fn covers(self, at: Instant) -> bool {
+        if self.inclusive {
+            at <= self.end
+        } else {
+            at < self.end
+        }
+    }
+}
+
+/// What every node reads while the window runs.
+struct Shared<'a> {
+    start: Instant,
+    net: &'a NetConfig,
+    groups: &'a [u32],
+    zones: &'a [Option<String>],
+    tracing: bool,
 }
 
 /// The simulator. See the crate docs.
@@ -132,12 +185,15 @@ enum Action {
 pub struct Sim {
     start: Instant,
     now: Instant,
-    rng: ChaCha8Rng,
     seed: u64,
     net: NetConfig,
     nodes: Vec<SimNode>,
-    queue: BinaryHeap<Reverse<(Instant, u64, Action)>>,
-    seq: u64,
+    /// Partition group per node (0: none).
+    groups: Vec<u32>,
+    /// Zone per node, for the cross-zone count.
+    zones: Vec<Option<String>>,
+    /// (time, node) for every node's next event, and stale entries (checked when taken).
+    agenda: BinaryHeap<Reverse<(Instant, NodeId)>>,
     trace: Option<Vec<TraceEntry>>,
     stats: NetStats,
 }
@@ -150,12 +206,12 @@ impl Sim {
         Sim {
             start,
             now: start,
-            rng: ChaCha8Rng::seed_from_u64(seed),
             seed,
             net,
             nodes: Vec::new(),
-            queue: BinaryHeap::new(),
-            seq: 0,
+            groups: Vec::new(),
+            zones: Vec::new(),
+            agenda: BinaryHeap::new(),
             trace: Some(Vec::new()),
             stats: NetStats::default(),
         }
@@ -227,18 +283,26 @@ impl Sim {
             self.now,
         )
         .unwrap_or_else(|e| panic!("simulation set-up: {e}"));
+        let rng = ChaCha8Rng::seed_from_u64(self.node_seed(id, 0) ^ 0x6e65_7477_6f72_6b00);
+        self.zones.push(config.zone.clone());
+        self.groups.push(0);
         self.nodes.push(SimNode {
             name,
             config,
             generation,
             node: Some(node),
             seeds: Vec::new(),
-            group: 0,
             stalled_until: None,
             held: Vec::new(),
             slow: None,
             slow_last: self.now,
             wake_at: None,
+            queue: BinaryHeap::new(),
+            rng,
+            created: 0,
+            outbox: Vec::new(),
+            trace: Vec::new(),
+            stats: NetStats::default(),
         });
         self.after_input(id);
         id
@@ -289,6 +353,17 @@ impl Sim {
             }
         }
         self.after_input(id);
+    }
+
+    /// Makes `id` join through `seeds` at virtual instant `at` (now, if that has passed):
+    /// many joins planned ahead run in parallel windows, where a join per call of
+    /// [`Sim::run_for`] would cut time into slivers with little work each.
+    pub fn join_at(&mut self, id: NodeId, seeds: &[NodeId], at: Instant) {
+        let at = at.max(self.now);
+        if let Some(n) = self.nodes.get_mut(id as usize) {
+            n.schedule(id, at, Action::Join { seeds: seeds.to_vec() });
+            self.agenda.push(Reverse((at, id)));
+        }
     }
 
     /// Makes `id` leave gracefully.
@@ -348,8 +423,9 @@ impl Sim {
                 return;
             }
             n.stalled_until = Some(n.stalled_until.map_or(until, |u| u.max(until)));
+            n.schedule(id, until, Action::Wake);
         }
-        self.schedule(until, Action::Wake { node: id });
+        self.agenda.push(Reverse((until, id)));
     }
 
     /// Makes the node slow for `duration`: every datagram it receives is processed `delay`
@@ -377,13 +453,11 @@ impl Sim {
     /// Splits the network: nodes in different groups cannot reach each other. Nodes not
     /// listed go to group 0.
     pub fn partition(&mut self, groups: &[&[NodeId]]) {
-        for n in &mut self.nodes {
-            n.group = 0;
-        }
+        self.heal();
         for (g, ids) in groups.iter().enumerate() {
             for &id in ids.iter() {
-                if let Some(n) = self.nodes.get_mut(id as usize) {
-                    n.group = g as u32 + 1;
+                if let Some(group) = self.groups.get_mut(id as usize) {
+                    *group = g as u32 + 1;
                 }
             }
         }
@@ -391,9 +465,7 @@ impl Sim {
 
     /// Removes every partition.
     pub fn heal(&mut self) {
-        for n in &mut self.nodes {
-            n.group = 0;
-        }
+        self.groups.iter_mut().for_each(|g| *g = 0);
     }
 
     /// Gives every running node the full membership at once, as if it had long converged:
@@ -430,18 +502,113 @@ impl Sim {
 
     /// Runs until virtual instant `until`.
     pub fn run_until(&mut self, until: Instant) {
-        while let Some(Reverse((at, _, _))) = self.queue.peek() {
-            if *at > until {
-                break;
+        let hop = self.net.latency_min;
+        while let Some(t) = self.next_event_time().filter(|&t| t <= until) {
+            // Nothing sent in this window arrives before it ends.
+            let window = if hop.is_zero() {
+                Window { end: t, inclusive: true }
+            } else if t + hop > until {
+                Window { end: until, inclusive: true }
+            } else {
+                Window { end: t + hop, inclusive: false }
+            };
+            let mut active = Vec::new();
+            while let Some(&Reverse((at, id))) = self.agenda.peek() {
+                if !window.covers(at) {
+                    break;
+                }
+                self.agenda.pop();
+                if self.next_of(id) == Some(at) {
+                    active.push(id);
+                }
             }
-            let Some(Reverse((at, _, action))) = self.queue.pop() else { break };
-            self.now = self.now.max(at);
-            match action {
-                Action::Deliver { to, from, bytes, queued } => self.deliver(to, from, bytes, queued),
-                Action::Wake { node } => self.wake(node),
+            active.sort_unstable();
+            active.dedup();
+            let shared = Shared {
+                start: self.start,
+                net: &self.net,
+                groups: &self.groups,
+                zones: &self.zones,
+                tracing: self.trace.is_some(),
+            };
+            if active.len() >= PARALLEL_MIN {
+                let mut chosen = vec![false; self.nodes.len()];
+                for &id in &active {
+                    chosen[id as usize] = true;
+                }
+                self.nodes.par_iter_mut().enumerate().filter(|(i, _)| chosen[*i]).for_each(|(i, n)| {
+                    n.run_window(i as NodeId, window, &shared);
+                });
+            } else {
+                for &id in &active {
+                    if let Some(n) = self.nodes.get_mut(id as usize) {
+                        n.run_window(id, window, &shared);
+                    }
+                }
             }
+            self.now = self.now.max(t);
+            self.settle(&active);
         }
         self.now = self.now.max(until);
+    }
+
+    /// Time of the earliest event of any node.
+    fn next_event_time(&mut self) -> Option<Instant> {
+        while let Some(&Reverse((at, id))) = self.agenda.peek() {
+            if self.next_of(id) == Some(at) {
+                return Some(at);
+            }
+            self.agenda.pop(); // stale: that event was taken, or an earlier one came
+        }
+        None
+    }
+
+    fn next_of(&self, id: NodeId) -> Option<Instant> {
+        self.nodes.get(id as usize).and_then(|n| n.queue.peek()).map(|Reverse((at, ..))| *at)
+    }
+
+    /// After nodes ran: queues what they sent at the receivers, collects their events and
+    /// counters, and notes their next events.
+    fn settle(&mut self, ids: &[NodeId]) {
+        let mut trace = Vec::new();
+        for &id in ids {
+            let Some(n) = self.nodes.get_mut(id as usize) else { continue };
+            let outbox = std::mem::take(&mut n.outbox);
+            trace.append(&mut n.trace);
+            let stats = std::mem::take(&mut n.stats);
+            self.stats.add(&stats);
+            if let Some(at) = n.queue.peek().map(|Reverse((at, ..))| *at) {
+                self.agenda.push(Reverse((at, id)));
+            }
+            for (to, event) in outbox {
+                let at = event.0 .0;
+                if let Some(dest) = self.nodes.get_mut(to as usize) {
+                    dest.queue.push(event);
+                    self.agenda.push(Reverse((at, to)));
+                }
+            }
+        }
+        if let Some(all) = self.trace.as_mut() {
+            // Each node's events are in order; across nodes, order by time, then node.
+            trace.sort_by_key(|e| (e.at, e.node));
+            all.append(&mut trace);
+        }
+    }
+
+    /// Collects a node's outputs and schedules its next wake-up (outside a window).
+    fn after_input(&mut self, id: NodeId) {
+        let now = self.now;
+        let shared = Shared {
+            start: self.start,
+            net: &self.net,
+            groups: &self.groups,
+            zones: &self.zones,
+            tracing: self.trace.is_some(),
+        };
+        if let Some(n) = self.nodes.get_mut(id as usize) {
+            n.after_input(id, now, &shared);
+        }
+        self.settle(&[id]);
     }
 
     /// Runs in steps of `step` until `done` holds or `limit` passes; returns whether it held.
@@ -480,143 +647,175 @@ impl Sim {
             .count()
     }
 
-    fn schedule(&mut self, at: Instant, action: Action) {
-        self.seq += 1;
-        self.queue.push(Reverse((at, self.seq, action)));
-    }
-
     fn stalled(&self, id: NodeId) -> bool {
         self.nodes.get(id as usize).and_then(|n| n.stalled_until).is_some_and(|u| u > self.now)
     }
 
-    fn deliver(&mut self, to: NodeId, from: NodeId, bytes: Vec<u8>, queued: bool) {
-        let Some(n) = self.nodes.get_mut(to as usize) else { return };
-        if n.node.is_none() {
+    /// Whether `observer` believes `name` is in `state`.
+    pub fn sees(&self, observer: NodeId, name: &str, state: MemberState) -> bool {
+        self.node(observer).and_then(|n| n.member(name)).is_some_and(|m| m.state == state)
+    }
+}
+
+impl Drop for Sim {
+    /// Frees the nodes on every core: at 10,000 nodes their tables hold gigabytes.
+    fn drop(&mut self) {
+        std::mem::take(&mut self.nodes).into_par_iter().for_each(drop);
+    }
+}
+
+impl NetStats {
+    fn add(&mut self, o: &NetStats) {
+        self.sent += o.sent;
+        self.bytes += o.bytes;
+        self.delivered += o.delivered;
+        self.lost += o.lost;
+        self.blocked += o.blocked;
+        self.cross_zone += o.cross_zone;
+    }
+}
+
+impl SimNode {
+    /// Queues an event for this node itself.
+    fn schedule(&mut self, id: NodeId, at: Instant, action: Action) {
+        self.created += 1;
+        self.queue.push(Reverse((at, id, self.created, action)));
+    }
+
+    /// Runs this node's events that fall in `window`, in order.
+    fn run_window(&mut self, id: NodeId, window: Window, shared: &Shared<'_>) {
+        while let Some(Reverse((at, ..))) = self.queue.peek() {
+            if !window.covers(*at) {
+                break;
+            }
+            let Some(Reverse((at, _, _, action))) = self.queue.pop() else { break };
+            match action {
+                Action::Deliver { from, bytes, queued } => self.deliver(id, at, from, bytes, queued, shared),
+                Action::Wake => self.wake(id, at, shared),
+                Action::Join { seeds } => {
+                    if let Some(node) = self.node.as_mut() {
+                        node.join(at, seeds.clone());
+                    }
+                    self.seeds = seeds;
+                    self.after_input(id, at, shared);
+                }
+            }
+        }
+    }
+
+    fn deliver(&mut self, id: NodeId, now: Instant, from: NodeId, bytes: Vec<u8>, queued: bool, shared: &Shared<'_>) {
+        if self.node.is_none() {
             self.stats.blocked += 1;
             return;
         }
-        if let Some((until, max)) = n.slow {
-            if until <= self.now {
-                n.slow = None;
+        if let Some((until, max)) = self.slow {
+            if until <= now {
+                self.slow = None;
             } else if !queued {
                 // A slow node reads its input late, in order: its socket queue is `delay` long.
-                let at = (self.now + max).max(n.slow_last);
-                n.slow_last = at;
-                self.schedule(at, Action::Deliver { to, from, bytes, queued: true });
+                let at = (now + max).max(self.slow_last);
+                self.slow_last = at;
+                self.schedule(id, at, Action::Deliver { from, bytes, queued: true });
                 return;
             }
         }
-        let Some(n) = self.nodes.get_mut(to as usize) else { return };
-        if n.stalled_until.is_some_and(|u| u > self.now) {
-            n.held.push((from, bytes));
+        if self.stalled_until.is_some_and(|u| u > now) {
+            self.held.push((from, bytes));
             return;
         }
         self.stats.delivered += 1;
-        let now = self.now;
-        if let Some(node) = n.node.as_mut() {
+        if let Some(node) = self.node.as_mut() {
             let _ = node.handle_message(now, from, &bytes);
         }
-        self.after_input(to);
+        self.after_input(id, now, shared);
     }
 
-    fn wake(&mut self, id: NodeId) {
-        if self.stalled(id) {
+    fn wake(&mut self, id: NodeId, now: Instant, shared: &Shared<'_>) {
+        if self.stalled_until.is_some_and(|u| u > now) {
             return; // the stall's own wake-up comes later
         }
-        let now = self.now;
-        let Some(n) = self.nodes.get_mut(id as usize) else { return };
-        if n.stalled_until.is_some() {
+        if self.stalled_until.is_some() {
             // A starved process catches up: its overdue timers fire before it reads the
             // datagrams that piled up (so late acks look like missed ones, as in real stalls).
-            n.stalled_until = None;
-            let held = std::mem::take(&mut n.held);
-            if let Some(node) = n.node.as_mut() {
+            self.stalled_until = None;
+            let held = std::mem::take(&mut self.held);
+            if let Some(node) = self.node.as_mut() {
                 node.poll_timer(now);
                 for (from, bytes) in held {
                     let _ = node.handle_message(now, from, &bytes);
                 }
             }
         }
-        n.wake_at = None;
-        if let Some(node) = n.node.as_mut() {
+        self.wake_at = None;
+        if let Some(node) = self.node.as_mut() {
             node.poll_timer(now);
         }
-        self.after_input(id);
+        self.after_input(id, now, shared);
     }
 
-    /// Drains a node's transmits and events, and schedules its next timer.
-    fn after_input(&mut self, id: NodeId) {
-        let now = self.now;
-        let Some(n) = self.nodes.get_mut(id as usize) else { return };
-        let Some(node) = n.node.as_mut() else { return };
+    /// Drains the node's transmits and events, and schedules its next timer.
+    fn after_input(&mut self, id: NodeId, now: Instant, shared: &Shared<'_>) {
+        let Some(node) = self.node.as_mut() else { return };
         let mut out = Vec::new();
         while let Some(t) = node.poll_transmit() {
             out.push(t);
         }
         while let Some(event) = node.poll_event() {
-            if let Some(trace) = self.trace.as_mut() {
-                trace.push(TraceEntry { at: now - self.start, node: id, event });
+            if shared.tracing {
+                self.trace.push(TraceEntry { at: now - shared.start, node: id, event });
             }
         }
         let next = node.next_deadline();
-        let stalled = n.stalled_until.is_some_and(|u| u > now);
+        let stalled = self.stalled_until.is_some_and(|u| u > now);
         if let Some(at) = next {
-            if !stalled && n.wake_at.is_none_or(|w| at < w || w < now) {
-                n.wake_at = Some(at);
-                let at = at.max(now);
-                self.schedule(at, Action::Wake { node: id });
+            if !stalled && self.wake_at.is_none_or(|w| at < w || w < now) {
+                self.wake_at = Some(at);
+                self.schedule(id, at.max(now), Action::Wake);
             }
         }
         for t in out {
-            self.send(id, t.destination, t.contents);
+            self.send(id, now, t.destination, t.contents, shared);
         }
     }
 
-    fn send(&mut self, from: NodeId, to: NodeId, bytes: Vec<u8>) {
+    fn send(&mut self, from: NodeId, now: Instant, to: NodeId, bytes: Vec<u8>, shared: &Shared<'_>) {
         self.stats.sent += 1;
         self.stats.bytes += bytes.len() as u64;
-        let (Some(a), Some(b)) = (self.nodes.get(from as usize), self.nodes.get(to as usize)) else {
+        let (Some(a), Some(b)) = (shared.groups.get(from as usize), shared.groups.get(to as usize)) else {
             self.stats.blocked += 1;
             return;
         };
-        if a.config.zone != b.config.zone {
+        if shared.zones.get(from as usize) != shared.zones.get(to as usize) {
             self.stats.cross_zone += 1;
         }
-        if a.group != b.group {
+        if a != b {
             self.stats.blocked += 1;
             return;
         }
-        if self.net.loss > 0.0 && self.rng.random_bool(self.net.loss.min(1.0)) {
+        let net = shared.net;
+        if net.loss > 0.0 && self.rng.random_bool(net.loss.min(1.0)) {
             self.stats.lost += 1;
             return;
         }
-        if self.net.duplicate > 0.0 && self.rng.random_bool(self.net.duplicate.min(1.0)) {
-            let delay = self.delay();
-            self.schedule(self.now + delay, Action::Deliver { to, from, bytes: bytes.clone(), queued: false });
+        if net.duplicate > 0.0 && self.rng.random_bool(net.duplicate.min(1.0)) {
+            let at = now + self.delay(net);
+            self.created += 1;
+            let event =
+                Reverse((at, from, self.created, Action::Deliver { from, bytes: bytes.clone(), queued: false }));
+            self.outbox.push((to, event));
         }
-        let delay = self.delay();
-        self.schedule(self.now + delay, Action::Deliver { to, from, bytes, queued: false });
+        let at = now + self.delay(net);
+        self.created += 1;
+        self.outbox.push((to, Reverse((at, from, self.created, Action::Deliver { from, bytes, queued: false }))));
     }
 
     /// One datagram's latency, plus a reordering delay now and then.
-    fn delay(&mut self) -> Duration {
-        let mut delay = self.latency();
-        if self.net.reorder > 0.0 && self.rng.random_bool(self.net.reorder.min(1.0)) {
-            delay += self.net.reorder_delay.mul_f64(self.rng.random::<f64>());
+    fn delay(&mut self, net: &NetConfig) -> Duration {
+        let (lo, hi) = (net.latency_min, net.latency_max);
+        let mut delay = if hi <= lo { lo } else { lo + (hi - lo).mul_f64(self.rng.random::<f64>()) };
+        if net.reorder > 0.0 && self.rng.random_bool(net.reorder.min(1.0)) {
+            delay += net.reorder_delay.mul_f64(self.rng.random::<f64>());
         }
         delay
-    }
-
-    fn latency(&mut self) -> Duration {
-        let (lo, hi) = (self.net.latency_min, self.net.latency_max);
-        if hi <= lo {
-            return lo;
-        }
-        lo + (hi - lo).mul_f64(self.rng.random::<f64>())
-    }
-
-    /// Whether `observer` believes `name` is in `state`.
-    pub fn sees(&self, observer: NodeId, name: &str, state: MemberState) -> bool {
-        self.node(observer).and_then(|n| n.member(name)).is_some_and(|m| m.state == state)
     }
 }

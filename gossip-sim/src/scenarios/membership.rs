@@ -68,9 +68,9 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
         let mut order: Vec<NodeId> = ids[1..].to_vec();
         order.shuffle(&mut rng);
         let step = Duration::from_secs(1) / (order.len().max(1) as u32);
-        for id in order {
-            sim.run_for(step);
-            sim.join(id, &[ids[0]]);
+        let start = sim.now();
+        for (i, id) in order.into_iter().enumerate() {
+            sim.join_at(id, &[ids[0]], start + step * (i as u32 + 1));
         }
         let step = if common.nodes > 2000 { Duration::from_millis(500) } else { Duration::from_millis(100) };
         let ok = sim.run_until_cond(step, limit, |s| {
