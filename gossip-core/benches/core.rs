@@ -184,7 +184,7 @@ fn bench_signing(group: &mut BenchmarkGroup<'_, WallTime>) {
     let mut incarnation = 0;
     let signed = |incarnation: u32| {
         let r = record(0, incarnation);
-        let proof = Some(member_key.prove(&label, &r));
+        let proof = Some(Box::new(member_key.prove(&label, &r)));
         datagram(
             &label,
             &member_name(0),

@@ -760,7 +760,7 @@ impl<A: Address> Node<A> {
             incarnation: self.incarnation,
             state: self.self_state,
             zone: self.zone.clone(),
-            proof: self.self_proof(),
+            proof: self.self_proof().map(Box::new),
         }
     }
 

@@ -66,7 +66,7 @@ fn forged_alive_records_refutations_moves_and_leaves_are_refused() {
     let before = net.nodes[0].metrics().forged_records;
     // Another member's claims signed with the rogue's own key, or with no proof at all.
     let bumped = MemberRecord { incarnation: honest.incarnation + 5, ..honest.clone() };
-    let signed_by_rogue = MemberRecord { proof: Some(rogue.prove(&label, &bumped)), ..bumped.clone() };
+    let signed_by_rogue = MemberRecord { proof: Some(Box::new(rogue.prove(&label, &bumped))), ..bumped.clone() };
     let unsigned = MemberRecord { proof: None, ..bumped.clone() };
     // n1's genuine proof, replayed with another address or as a leave.
     let genuine = net.nodes[1].self_record();
@@ -94,7 +94,7 @@ fn forged_refutation_cannot_save_a_crashed_member() {
         let seen = view_of(&net, 0, "n2");
         if seen.state == MemberState::Suspect {
             let alive = MemberRecord { state: MemberState::Alive, incarnation: seen.incarnation + 1, ..seen };
-            let forged = MemberRecord { proof: Some(rogue.prove(&label, &alive)), ..alive };
+            let forged = MemberRecord { proof: Some(Box::new(rogue.prove(&label, &alive))), ..alive };
             inject(&mut net, 3, 0, &[member(forged)]).expect("well-formed datagram");
             refuted += 1;
         }

@@ -49,12 +49,12 @@ fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
         let messages = [
             Message::Member { record: dead, accuser: Some(rogue_name.as_str().into()), signature: Some(sig) },
             Message::Member {
-                record: MemberRecord { proof: Some(key.prove(&label, &bumped)), ..bumped },
+                record: MemberRecord { proof: Some(Box::new(key.prove(&label, &bumped))), ..bumped },
                 accuser: None,
                 signature: None,
             },
             Message::Member {
-                record: MemberRecord { proof: Some(key.prove(&label, &left)), ..left },
+                record: MemberRecord { proof: Some(Box::new(key.prove(&label, &left))), ..left },
                 accuser: None,
                 signature: None,
             },

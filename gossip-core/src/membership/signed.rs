@@ -85,7 +85,7 @@ impl<A: Address> Node<A> {
     /// first valid key for a name is pinned under trust on first use.
     pub(crate) fn check_claim(&mut self, record: &MemberRecord<A>) -> bool {
         let Some(s) = &self.signed else { return true };
-        let Some(proof) = record.proof else { return false };
+        let Some(proof) = record.proof.as_deref().copied() else { return false };
         let hash = claim_hash(&self.config.cluster_label, record);
         let slot = self.members.find(&record.name);
         if slot.and_then(|slot| s.proofs.get(&slot)).is_some_and(|held| held == &(proof, hash)) {
@@ -143,8 +143,8 @@ impl<A: Address> Node<A> {
         }
         let hash = claim_hash(&self.config.cluster_label, record);
         let Some(s) = self.signed.as_mut() else { return };
-        if let Some(proof) = record.proof {
-            s.proofs.insert(slot, (proof, hash));
+        if let Some(proof) = record.proof.as_deref() {
+            s.proofs.insert(slot, (*proof, hash));
         }
         if let (MemberState::Suspect, Some(by), Some(sig)) = (record.state, accuser, signature) {
             let held = HeldAccusation {
@@ -169,7 +169,7 @@ impl<A: Address> Node<A> {
     pub(crate) fn record_out(&self, slot: Slot) -> Option<MemberRecord<A>> {
         let mut record = self.members.record(slot)?;
         if let Some(s) = &self.signed {
-            record.proof = s.proofs.get(&slot).map(|p| p.0);
+            record.proof = s.proofs.get(&slot).map(|p| Box::new(p.0));
         }
         Some(record)
     }

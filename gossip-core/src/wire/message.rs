@@ -52,8 +52,9 @@ pub struct MemberRecord<A> {
     /// Zone label (rack, datacenter), if any.
     pub zone: Option<CompactString>,
     /// With signed self-state ([`crate::Config::signing`]): the member's signature over its
-    /// claim (for a suspect or dead record, over the alive claim accused).
-    pub proof: Option<super::signing::Proof>,
+    /// claim (for a suspect or dead record, over the alive claim accused). Boxed: records
+    /// are moved and queued by the thousand, and most clusters sign nothing.
+    pub proof: Option<Box<super::signing::Proof>>,
 }
 
 impl<A> MemberRecord<A> {
