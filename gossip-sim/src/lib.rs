@@ -50,7 +50,7 @@ use rayon::prelude::*;
 
 /// Fewest nodes with work in a window for it to be spread over threads (below, handing the
 /// work out costs more than it saves).
-const PARALLEL_MIN: usize = 16;
+const PARALLEL_MIN: usize = 64;
 
 /// A simulated node's address.
 pub type NodeId = u32;
@@ -196,6 +196,8 @@ pub struct Sim {
     agenda: BinaryHeap<Reverse<(Instant, NodeId)>>,
     trace: Option<Vec<TraceEntry>>,
     stats: NetStats,
+    /// Windows run on several threads so far.
+    parallel_windows: u64,
 }
 
 impl Sim {
@@ -214,6 +216,7 @@ impl Sim {
             agenda: BinaryHeap::new(),
             trace: Some(Vec::new()),
             stats: NetStats::default(),
+            parallel_windows: 0,
         }
     }
 
@@ -235,6 +238,12 @@ impl Sim {
     /// Network counters.
     pub fn stats(&self) -> &NetStats {
         &self.stats
+    }
+
+    /// How many windows (spans of virtual time as long as the shortest latency) had enough
+    /// busy nodes to run on several threads.
+    pub fn parallel_windows(&self) -> u64 {
+        self.parallel_windows
     }
 
     /// Current virtual instant.
@@ -532,6 +541,7 @@ impl Sim {
                 tracing: self.trace.is_some(),
             };
             if active.len() >= PARALLEL_MIN {
+                self.parallel_windows += 1;
                 let mut chosen = vec![false; self.nodes.len()];
                 for &id in &active {
                     chosen[id as usize] = true;

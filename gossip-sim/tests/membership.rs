@@ -91,6 +91,7 @@ fn the_trace_does_not_depend_on_how_many_threads_run_it() {
             sim.run_for(Duration::from_secs(5));
             sim.crash(ids[7]);
             sim.run_for(Duration::from_secs(15));
+            assert!(sim.parallel_windows() > 0, "some windows ran in parallel");
             (sim.take_trace(), sim.stats().clone())
         })
     };
