@@ -48,9 +48,10 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use rayon::prelude::*;
 
-/// Fewest nodes with work in a window for it to be spread over threads (below, handing the
-/// work out costs more than it saves).
-const PARALLEL_MIN: usize = 64;
+/// Least work a window must be expected to hold to be spread over threads: waking the pool
+/// and waiting for it costs tens of microseconds, and most windows of a small or quiet
+/// simulation hold a few microseconds of work.
+const PARALLEL_WORK: Duration = Duration::from_micros(400);
 
 /// A simulated node's address.
 pub type NodeId = u32;
@@ -198,6 +199,10 @@ pub struct Sim {
     stats: NetStats,
     /// Windows run on several threads so far.
     parallel_windows: u64,
+    /// Recent CPU time one busy node takes in a window, in seconds (a moving average): what
+    /// decides whether the next window is worth spreading over threads. (Timing steers only
+    /// how the work is split, never its result.)
+    node_window_s: f64,
 }
 
 impl Sim {
@@ -217,6 +222,7 @@ impl Sim {
             trace: Some(Vec::new()),
             stats: NetStats::default(),
             parallel_windows: 0,
+            node_window_s: 0.0,
         }
     }
 
@@ -540,7 +546,10 @@ impl Sim {
                 zones: &self.zones,
                 tracing: self.trace.is_some(),
             };
-            if active.len() >= PARALLEL_MIN {
+            let expected = self.node_window_s * active.len() as f64;
+            let parallel = active.len() >= 2 && expected >= PARALLEL_WORK.as_secs_f64();
+            let timer = std::time::Instant::now();
+            if parallel {
                 self.parallel_windows += 1;
                 let mut chosen = vec![false; self.nodes.len()];
                 for &id in &active {
@@ -556,6 +565,10 @@ impl Sim {
                     }
                 }
             }
+            // CPU time per node: wall time, times the threads that shared it.
+            let threads = if parallel { rayon::current_num_threads() as f64 } else { 1.0 };
+            let per_node = timer.elapsed().as_secs_f64() * threads / active.len().max(1) as f64;
+            self.node_window_s = 0.9 * self.node_window_s + 0.1 * per_node;
             self.now = self.now.max(t);
             self.settle(&active);
         }
