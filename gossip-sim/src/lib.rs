@@ -1,12 +1,12 @@
 //! # gossip-sim — a deterministic discrete-event simulator for gossip-core
 //!
 //! Runs many real [`gossip_core::Node`]s over a simulated network, in virtual time, without
-//! sockets or threads. Every datagram goes through the real codec. The network injects
+//! sockets. Every datagram goes through the real codec. The network injects
 //! per-link latency (uniform between two bounds), loss, duplication, reordering and
 //! partitions; nodes can crash, restart under a new generation, and stall (their inputs and
 //! timers are held back, as when a process is CPU-starved or paused by a GC).
 //!
-//! Same seed, same calls: same trace, bit for bit. Addresses are `u32` node ids, so memory
+//! Same seed, same calls: same trace, bit for bit, on any number of threads. Addresses are `u32` node ids, so memory
 //! goes to the protocol, and 10,000 nodes fit in one process.
 //!
 //! Time advances in windows as long as the shortest link latency: nothing a node sends in a
