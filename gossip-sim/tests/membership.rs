@@ -33,6 +33,23 @@ fn hundred_nodes_join_through_one_seed() {
 }
 
 #[test]
+fn joins_planned_ahead_happen_at_their_time() {
+    let mut sim = Sim::new(15, NetConfig::default());
+    let ids: Vec<NodeId> = (0..50).map(|i| sim.add_node(format!("n{i}"), Config::lan())).collect();
+    let start = sim.now();
+    for (i, &id) in ids[1..].iter().enumerate() {
+        sim.join_at(id, &[ids[0]], start + Duration::from_millis(40 * i as u64 + 40));
+    }
+    let last = ids[49];
+    sim.run_for(Duration::from_millis(1950));
+    assert!(!sim.node(last).is_some_and(|n| n.is_joining()), "not before its time (1.96 s)");
+    assert_eq!(sim.node(last).map(|n| n.live_count()), Some(0));
+    sim.run_for(Duration::from_millis(20));
+    assert!(sim.node(last).is_some_and(|n| n.is_joining() || n.live_count() > 0), "joining at its time");
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(30), Sim::converged));
+}
+
+#[test]
 fn thousand_nodes_join_through_one_seed() {
     let mut sim = Sim::new(2, NetConfig::default());
     sim.record_trace(false);
