@@ -539,28 +539,22 @@ impl Sim {
             }
             active.sort_unstable();
             active.dedup();
-            let shared = Shared {
-                start: self.start,
-                net: &self.net,
-                groups: &self.groups,
-                zones: &self.zones,
-                tracing: self.trace.is_some(),
-            };
             let expected = self.node_window_s * active.len() as f64;
             let parallel = active.len() >= 2 && expected >= PARALLEL_WORK.as_secs_f64();
             let timer = std::time::Instant::now();
+            self.parallel_windows += u64::from(parallel);
+            let (nodes, shared) = self.split();
             if parallel {
-                self.parallel_windows += 1;
-                let mut chosen = vec![false; self.nodes.len()];
+                let mut chosen = vec![false; nodes.len()];
                 for &id in &active {
                     chosen[id as usize] = true;
                 }
-                self.nodes.par_iter_mut().enumerate().filter(|(i, _)| chosen[*i]).for_each(|(i, n)| {
+                nodes.par_iter_mut().enumerate().filter(|(i, _)| chosen[*i]).for_each(|(i, n)| {
                     n.run_window(i as NodeId, window, &shared);
                 });
             } else {
                 for &id in &active {
-                    if let Some(n) = self.nodes.get_mut(id as usize) {
+                    if let Some(n) = nodes.get_mut(id as usize) {
                         n.run_window(id, window, &shared);
                     }
                 }
@@ -621,6 +615,15 @@ impl Sim {
     /// Collects a node's outputs and schedules its next wake-up (outside a window).
     fn after_input(&mut self, id: NodeId) {
         let now = self.now;
+        let (nodes, shared) = self.split();
+        if let Some(n) = nodes.get_mut(id as usize) {
+            n.after_input(id, now, &shared);
+        }
+        self.settle(&[id]);
+    }
+
+    /// The nodes, apart from what they read while they run.
+    fn split(&mut self) -> (&mut Vec<SimNode>, Shared<'_>) {
         let shared = Shared {
             start: self.start,
             net: &self.net,
@@ -628,10 +631,7 @@ impl Sim {
             zones: &self.zones,
             tracing: self.trace.is_some(),
         };
-        if let Some(n) = self.nodes.get_mut(id as usize) {
-            n.after_input(id, now, &shared);
-        }
-        self.settle(&[id]);
+        (&mut self.nodes, shared)
     }
 
     /// Runs in steps of `step` until `done` holds or `limit` passes; returns whether it held.
