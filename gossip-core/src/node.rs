@@ -158,8 +158,8 @@ pub struct Node<A: Address> {
     pub(crate) seeds: Vec<A>,
     pub(crate) joining: bool,
     pub(crate) join_backoff: Duration,
-    /// Backoff for contacting seeds that are not live members.
-    pub(crate) stray_seeds: crate::membership::sync::StraySeeds,
+    /// Rejoin ticks to skip before contacting seeds that are not live members again.
+    pub(crate) stray_seed_wait: u32,
     /// Push-pull rounds since joining (the first few come early).
     pub(crate) early_syncs: u32,
     /// Dead or left members in the order they went, for reclaiming.
@@ -234,7 +234,7 @@ impl<A: Address> Node<A> {
             seeds: Vec::new(),
             joining: false,
             join_backoff: config.join_retry_initial,
-            stray_seeds: Default::default(),
+            stray_seed_wait: 0,
             early_syncs: 0,
             gone: VecDeque::new(),
             forgotten: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[2], keys[3], keys[0], keys[1])),

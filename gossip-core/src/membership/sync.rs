@@ -25,13 +25,6 @@ const MAX_SYNC_MARKS: usize = 64;
 /// LAN preset: what Serf allows itself for reconnecting to failed members).
 const STRAY_SEED_EVERY: u32 = 3;
 
-/// Pacing of contacts with seeds that are not live members (see [`Node::rejoin_tick`]).
-#[derive(Debug, Default)]
-pub(crate) struct StraySeeds {
-    /// Rejoin ticks to skip before the next contact.
-    wait: u32,
-}
-
 impl<A: Address> Node<A> {
     /// Sends a join request to every seed and schedules the next attempt.
     pub(crate) fn join_retry(&mut self, now: Instant) {
@@ -88,8 +81,8 @@ impl<A: Address> Node<A> {
             self.join_retry(now);
             return;
         }
-        if self.stray_seeds.wait > 0 {
-            self.stray_seeds.wait -= 1;
+        if self.stray_seed_wait > 0 {
+            self.stray_seed_wait -= 1;
             return;
         }
         let strays = self.seeds_not_live();
@@ -105,7 +98,7 @@ impl<A: Address> Node<A> {
             });
         }
         self.metrics.join_attempts += 1;
-        self.stray_seeds.wait = STRAY_SEED_EVERY - 1;
+        self.stray_seed_wait = STRAY_SEED_EVERY - 1;
     }
 
     /// Configured seeds at whose address no live member is known.
