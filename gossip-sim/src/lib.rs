@@ -56,6 +56,23 @@ const PARALLEL_WORK: Duration = Duration::from_micros(400);
 /// A simulated node's address.
 pub type NodeId = u32;
 
+/// The nodes of `ids` (sorted, distinct), each with its id, found in O(`ids`) steps.
+fn busy_nodes<'a>(nodes: &'a mut [SimNode], ids: &[NodeId]) -> Vec<(NodeId, &'a mut SimNode)> {
+    let mut busy = Vec::with_capacity(ids.len());
+    let mut rest = nodes;
+    let mut first_id = 0usize;
+    for &id in ids {
+        let Some(skip) = (id as usize).checked_sub(first_id) else { continue };
+        let Some((node, tail)) = std::mem::take(&mut rest).get_mut(skip..).and_then(|r| r.split_first_mut()) else {
+            break;
+        };
+        busy.push((id, node));
+        rest = tail;
+        first_id = id as usize + 1;
+    }
+    busy
+}
+
 /// Network behaviour. Probabilities apply per datagram.
 #[derive(Debug, Clone, PartialEq)]
 pub struct NetConfig {
@@ -545,13 +562,7 @@ impl Sim {
             self.parallel_windows += u64::from(parallel);
             let (nodes, shared) = self.split();
             if parallel {
-                let mut chosen = vec![false; nodes.len()];
-                for &id in &active {
-                    chosen[id as usize] = true;
-                }
-                nodes.par_iter_mut().enumerate().filter(|(i, _)| chosen[*i]).for_each(|(i, n)| {
-                    n.run_window(i as NodeId, window, &shared);
-                });
+                busy_nodes(nodes, &active).into_par_iter().for_each(|(id, n)| n.run_window(id, window, &shared));
             } else {
                 for &id in &active {
                     if let Some(n) = nodes.get_mut(id as usize) {
