@@ -1,5 +1,5 @@
 //! Property tests of the CRDT laws for every built-in: join is commutative, associative and
-//! idempotent (and says whether it changed anything); joining the deltas gives the same state as joining the full states; a state
+//! idempotent (and says whether it changed anything, and which parts did); joining the deltas gives the same state as joining the full states; a state
 //! split into pieces joins back to itself; every reachable state is well formed and survives
 //! the wire.
 
@@ -110,6 +110,15 @@ fn check_laws<T: Mutate>(steps: &[Step], budget: usize) -> Result<(), TestCaseEr
         let mut z = x.clone();
         let changed = z.join(y);
         prop_assert_eq!(changed, &z != x, "join says whether it changed the state");
+        // join_news: the same state as join, and news that carry exactly the change.
+        let mut w = x.clone();
+        let news = w.join_news(y);
+        prop_assert_eq!(&w, &z, "join_news joins like join");
+        prop_assert_eq!(news.is_some(), changed, "join_news has news iff the state changed");
+        if let Some(news) = news {
+            prop_assert_eq!(joined(x, &news), z.clone(), "the news bring x to the join");
+            prop_assert_eq!(joined(y, &news), y.clone(), "the news are part of y");
+        }
     }
     // Every state is the join of the deltas it has seen: all deltas joined equal all states
     // joined.

@@ -22,14 +22,36 @@ use super::{chunks, AnyCrdt, Crdt, CrdtKind, ReplicaId};
 /// assert_eq!((x.value(), y.value()), (7, 7));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(from = "GCounterWire")]
 pub struct GCounter {
+    counts: BTreeMap<ReplicaId, u64>,
+    /// The sum of `counts`, kept up to date by every change: reading a counter of many
+    /// replicas is frequent and would otherwise walk them all. Not on the wire.
+    #[serde(skip)]
+    total: u128,
+}
+
+/// What a [`GCounter`] is on the wire: its counts (the total is derived).
+#[derive(Deserialize)]
+struct GCounterWire {
     counts: BTreeMap<ReplicaId, u64>,
 }
 
+impl From<GCounterWire> for GCounter {
+    fn from(wire: GCounterWire) -> Self {
+        GCounter::from_counts(wire.counts)
+    }
+}
+
 impl GCounter {
+    fn from_counts(counts: BTreeMap<ReplicaId, u64>) -> Self {
+        let total = counts.values().map(|&c| u128::from(c)).sum();
+        GCounter { counts, total }
+    }
+
     /// The count: the sum over replicas.
     pub fn value(&self) -> u128 {
-        self.counts.values().map(|&c| u128::from(c)).sum()
+        self.total
     }
 
     /// What `replica` counted.
@@ -48,6 +70,7 @@ impl GCounter {
         let count = self.count_of(replica).saturating_add(by);
         if count > 0 {
             delta.counts.insert(replica, count);
+            delta.total = u128::from(count);
         }
         delta
     }
@@ -64,6 +87,7 @@ impl Crdt for GCounter {
             }
             let mine = self.counts.entry(replica).or_insert(0);
             if count > *mine {
+                self.total += u128::from(count - *mine);
                 *mine = count;
                 changed = true;
             }
@@ -71,17 +95,36 @@ impl Crdt for GCounter {
         changed
     }
 
+    fn join_news(&mut self, other: &Self) -> Option<Self> {
+        let mut news = GCounter::default();
+        for (&replica, &count) in &other.counts {
+            if count == 0 {
+                continue; // never stored (see `join`)
+            }
+            let mine = self.counts.entry(replica).or_insert(0);
+            if count > *mine {
+                self.total += u128::from(count - *mine);
+                *mine = count;
+                news.counts.insert(replica, count);
+                news.total += u128::from(count);
+            }
+        }
+        (!news.counts.is_empty()).then_some(news)
+    }
+
     fn split(&self, budget: usize) -> Vec<Self> {
         chunks(self.counts.iter().map(|(&r, &c)| (r, c)), budget)
             .into_iter()
-            .map(|part| GCounter { counts: part.into_iter().collect() })
+            .map(|part| GCounter::from_counts(part.into_iter().collect()))
             .collect()
     }
 
     fn buckets(&self, n: usize) -> Vec<Self> {
         let mut out = vec![GCounter::default(); n.max(1)];
         for (&replica, &count) in &self.counts {
-            out[super::replica_bucket(replica, n)].counts.insert(replica, count);
+            let bucket = &mut out[super::replica_bucket(replica, n)];
+            bucket.counts.insert(replica, count);
+            bucket.total += u128::from(count);
         }
         out
     }
@@ -142,6 +185,13 @@ impl Crdt for PnCounter {
         let up = self.up.join(&other.up);
         let down = self.down.join(&other.down);
         up || down
+    }
+
+    fn join_news(&mut self, other: &Self) -> Option<Self> {
+        let up = self.up.join_news(&other.up);
+        let down = self.down.join_news(&other.down);
+        (up.is_some() || down.is_some())
+            .then(|| PnCounter { up: up.unwrap_or_default(), down: down.unwrap_or_default() })
     }
 
     fn split(&self, budget: usize) -> Vec<Self> {

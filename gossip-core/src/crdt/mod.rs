@@ -61,6 +61,25 @@ pub trait Crdt: Clone + Default + PartialEq + Debug + Serialize + DeserializeOwn
     /// worth passing on from a rumor it has seen.
     fn join(&mut self, other: &Self) -> bool;
 
+    /// Merges `other` into `self` and returns the parts of `other` that changed `self` (its
+    /// pieces of [`Crdt::split`] at the finest grain), or `None` if none did: what a node
+    /// passes on from a rumor, which mostly carries what it already holds. Types whose parts
+    /// are independent override this to do it in one pass.
+    fn join_news(&mut self, other: &Self) -> Option<Self> {
+        let mut fresh: Option<Self> = None;
+        for part in other.split(1) {
+            if self.join(&part) {
+                match &mut fresh {
+                    Some(f) => {
+                        f.join(&part);
+                    }
+                    None => fresh = Some(part),
+                }
+            }
+        }
+        fresh
+    }
+
     /// Pieces whose join is `self`, each encoding to at most about `budget` bytes where the
     /// state allows (a single value larger than the budget stays whole), for sending a whole
     /// state over datagrams.
@@ -182,6 +201,22 @@ impl AnyCrdt {
     pub fn join(&mut self, other: &AnyCrdt) -> Option<bool> {
         fn go<T: Crdt>(mine: &mut T, theirs: &T) -> bool {
             mine.join(theirs)
+        }
+        match (self, other) {
+            (AnyCrdt::GCounter(a), AnyCrdt::GCounter(b)) => Some(go(a, b)),
+            (AnyCrdt::PnCounter(a), AnyCrdt::PnCounter(b)) => Some(go(a, b)),
+            (AnyCrdt::LwwRegister(a), AnyCrdt::LwwRegister(b)) => Some(go(a, b)),
+            (AnyCrdt::MvRegister(a), AnyCrdt::MvRegister(b)) => Some(go(a, b)),
+            (AnyCrdt::AwSet(a), AnyCrdt::AwSet(b)) => Some(go(a, b)),
+            _ => None,
+        }
+    }
+
+    /// [`Crdt::join_news`] if `other` is of the same type: `None` if another type, else the
+    /// news (`None` inside when nothing changed).
+    pub fn join_news(&mut self, other: &AnyCrdt) -> Option<Option<AnyCrdt>> {
+        fn go<T: Crdt>(mine: &mut T, theirs: &T) -> Option<AnyCrdt> {
+            mine.join_news(theirs).map(Crdt::into_any)
         }
         match (self, other) {
             (AnyCrdt::GCounter(a), AnyCrdt::GCounter(b)) => Some(go(a, b)),
