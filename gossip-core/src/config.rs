@@ -194,6 +194,11 @@ pub struct Config {
     /// are dropped (anti-entropy repairs what they carried). Bounds memory under a storm of
     /// updates: without it, thousands of concurrent writers filled every node's queue.
     pub max_crdt_rumor_bytes: usize,
+    /// Bytes of recent changes kept per CRDT object for delta intervals (anti-entropy sends
+    /// a peer the changes since it last acknowledged, instead of comparing buckets and
+    /// sending whole ones); oldest dropped first, and collected once every peer remembered
+    /// holds them. 0: no log, every repair compares buckets.
+    pub crdt_delta_log_bytes: usize,
     /// Time between two push-sum rounds (each sends half of every aggregate's mass to one
     /// random member, one datagram); `None` disables aggregation. Kempe et al.'s rounds.
     pub aggregate_interval: Option<Duration>,
@@ -318,6 +323,7 @@ impl Config {
             state_retransmit_mult: 2,
             max_crdt_objects: 1024,
             max_crdt_rumor_bytes: 64 * 1024,
+            crdt_delta_log_bytes: 16 * 1024,
             aggregate_interval: Some(Duration::from_millis(200)),
             aggregate_epoch_rounds: 100,
             max_aggregates: 64,

@@ -157,6 +157,9 @@ pub struct Metrics {
     pub aggregate_refused: u64,
     /// Pieces of whole CRDT states sent by anti-entropy.
     pub crdt_pieces_sent: u64,
+    /// CRDT delta intervals sent by anti-entropy: a peer's missing changes since it last
+    /// acknowledged, in place of whole states or buckets.
+    pub crdt_intervals_sent: u64,
     /// With signed self-state: member records refused because their author's proof was
     /// missing, invalid, or made with a key other than the one bound to the name.
     pub forged_records: u64,

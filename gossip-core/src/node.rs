@@ -130,7 +130,7 @@ pub struct Node<A: Address> {
     pub(crate) phi: crate::membership::phi::PhiDetector,
     /// The replicated key/value state.
     pub(crate) state: crate::antientropy::KvStore,
-    pub(crate) crdts: crate::crdt::replication::Crdts,
+    pub(crate) crdts: crate::crdt::replication::Crdts<A>,
     /// Keyring, mode, nonce counter and replay windows, with encryption on.
     pub(crate) sealer: Option<crate::wire::security::Sealer>,
     pub(crate) aggregates: crate::aggregate::Aggregates,
@@ -456,6 +456,8 @@ impl<A: Address> Node<A> {
                 | Message::CrdtDigest { .. }
                 | Message::CrdtState { .. }
                 | Message::CrdtBuckets { .. }
+                | Message::CrdtInterval { .. }
+                | Message::CrdtAck { .. }
                 | Message::PushSum { .. } => true, // checked where used
             };
             if !names_ok {
@@ -492,6 +494,8 @@ impl<A: Address> Node<A> {
             Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
             Message::PushSum { shares } => self.on_push_sum(shares),
             Message::CrdtBuckets { object, hashes, reply } => self.on_crdt_buckets(from, object, hashes, reply),
+            Message::CrdtInterval { object, seq, delta } => self.on_crdt_interval(from, object, seq, delta),
+            Message::CrdtAck { object, seq } => self.on_crdt_ack(from, object, seq),
         }
     }
 

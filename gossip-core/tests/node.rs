@@ -1281,3 +1281,48 @@ fn crdt_rumors_are_bounded_in_bytes_and_anti_entropy_still_delivers() {
         (0..200).filter(|i| c.nodes[1].crdt::<GCounter>(&format!("c{i:03}")).is_some_and(|g| g.value() == 1)).count();
     assert_eq!(held, 200, "anti-entropy brought every object");
 }
+
+#[test]
+fn crdt_repair_sends_a_delta_interval_once_the_peer_is_known_to_hold_our_changes() {
+    use gossip_core::crdt::GCounter;
+    let config = Config { state_retransmit_mult: 0, ..Config::lan() }; // repair by anti-entropy only
+    let mut c = Cluster::joined(&["a", "b"], &config);
+    let value = |c: &Cluster, i: usize| c.nodes[i].crdt::<GCounter>("c").map_or(0, GCounter::value);
+    c.nodes[0].update_crdt::<GCounter>("c", |g, me| g.increment(me, 1)).expect("update");
+    // The first repair is the whole state: a knows nothing of what b holds. Then their
+    // hashes compare equal, which tells each the other holds its changes.
+    c.run(Duration::from_secs(30), Duration::from_millis(50));
+    assert_eq!(value(&c, 1), 1);
+    let (pieces, intervals) = (c.nodes[0].metrics().crdt_pieces_sent, c.nodes[0].metrics().crdt_intervals_sent);
+    assert!(pieces > 0);
+    for _ in 0..5 {
+        c.nodes[0].update_crdt::<GCounter>("c", |g, me| g.increment(me, 1)).expect("update");
+        c.run(Duration::from_secs(10), Duration::from_millis(50));
+    }
+    assert_eq!(value(&c, 1), 6);
+    let m = c.nodes[0].metrics();
+    assert!(m.crdt_intervals_sent > intervals, "later repairs are intervals");
+    assert_eq!(m.crdt_pieces_sent, pieces, "and no whole state from a again");
+    assert!(m.messages_in[MessageKind::CrdtAck.index()] > 0, "b acknowledged them");
+}
+
+#[test]
+fn a_peer_the_delta_log_no_longer_reaches_back_to_gets_the_state_instead() {
+    use gossip_core::crdt::GCounter;
+    // A log of 64 bytes holds two or three changes of this counter.
+    let config = Config { state_retransmit_mult: 0, crdt_delta_log_bytes: 64, ..Config::lan() };
+    let mut c = Cluster::joined(&["a", "b"], &config);
+    let value = |c: &Cluster, i: usize| c.nodes[i].crdt::<GCounter>("c").map_or(0, GCounter::value);
+    c.nodes[0].update_crdt::<GCounter>("c", |g, me| g.increment(me, 1)).expect("update");
+    c.run(Duration::from_secs(30), Duration::from_millis(50));
+    let pieces = c.nodes[0].metrics().crdt_pieces_sent;
+    // Many changes between two exchanges, each from another replica (a grows the counter as
+    // a peer's deltas would), overflow the log.
+    for r in 0..40 {
+        let delta = GCounter::default().increment(gossip_core::crdt::ReplicaId(1000 + r), 1);
+        c.nodes[0].update_crdt::<GCounter>("c", |_, _| delta).expect("update");
+    }
+    c.run(Duration::from_secs(30), Duration::from_millis(50));
+    assert_eq!(value(&c, 1), 41, "b holds every change");
+    assert!(c.nodes[0].metrics().crdt_pieces_sent > pieces, "through the whole state: the log had dropped them");
+}

@@ -20,6 +20,7 @@
 
 pub mod context;
 pub mod counter;
+pub mod delta_log;
 pub mod register;
 pub mod replication;
 pub mod set;

@@ -6,14 +6,18 @@
 //!   into one rumor while it fits a datagram.
 //! - Anti-entropy repairs what rumors missed, riding on the key/value exchange's timer: a
 //!   `CrdtSyn` hash of every object's state on a probe ping (in sync: one number), then on a
-//!   mismatch a digest page of (object, state hash), and for each object whose hashes differ
-//!   the whole state, split into datagram-sized pieces whose join is the state (up to
-//!   `state_sync_datagrams` per exchange, in both directions). Joins are idempotent and
-//!   commute, so lost, duplicated or reordered pieces need no bookkeeping.
+//!   mismatch a digest page of (object, state hash). For each object whose hashes differ:
+//!   - if the peer is known to hold everything up to some change of ours and the object's
+//!     [`DeltaLog`](super::delta_log::DeltaLog) still reaches back there, the delta interval
+//!     since (`CrdtInterval`, acknowledged by `CrdtAck`): what the peer lacks from us;
+//!   - otherwise, for a small object, its whole state split into datagram-sized pieces whose
+//!     join is the state; for a large one, one hash per bucket first, then the buckets that
+//!     differ (up to `state_sync_datagrams` datagrams per exchange, in both directions).
 //!
-//! Known cost: while an object changes faster than the exchanges, every exchange finds its
-//! hashes different and ships its whole state; per-part digests (or delta intervals) would
-//! ship only what differs.
+//!   A peer is known to hold everything up to a change when it acknowledged an interval
+//!   ending there or its state hash equalled ours then. Joins are idempotent and commute, so
+//!   lost, duplicated or reordered pieces need no bookkeeping; an interval lost is simply
+//!   not acknowledged, and the next exchange sends it again (grown).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
@@ -22,6 +26,7 @@ use compact_str::CompactString;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
+use super::delta_log::{DeltaLog, Interval, PeerAcks};
 use super::{AnyCrdt, Crdt, CrdtError, CrdtKind, ReplicaId};
 use crate::dissemination::Priority;
 use crate::error::CommandError;
@@ -51,7 +56,7 @@ pub struct ObjectDigest {
 
 /// A named replicated object as a node holds it.
 #[derive(Debug, Clone)]
-pub(crate) struct CrdtObject {
+pub(crate) struct CrdtObject<A> {
     pub state: AnyCrdt,
     /// Hash of the state's encoding, computed when an exchange needs it (not on every
     /// delta: that would cost a whole encoding per rumor).
@@ -60,17 +65,44 @@ pub(crate) struct CrdtObject {
     len: Option<usize>,
     /// Bucket hashes, computed when a bucket comparison needs them (cleared with `hash`).
     bucket_hashes: Option<Vec<u64>>,
+    /// The object's recent changes, numbered, for delta intervals.
+    log: DeltaLog,
+    /// Per peer, the change of ours it is known to hold everything up to.
+    acks: PeerAcks<A>,
 }
 
-impl CrdtObject {
+impl<A: Clone + PartialEq> CrdtObject<A> {
     fn new(state: AnyCrdt) -> Self {
-        CrdtObject { state, hash: None, len: None, bucket_hashes: None }
+        CrdtObject { state, hash: None, len: None, bucket_hashes: None, log: DeltaLog::default(), acks: PeerAcks::default() }
     }
 
-    fn changed(&mut self) {
+    /// Notes a change (`delta`, already joined into the state) in the log.
+    fn changed(&mut self, delta: &AnyCrdt, max_log_bytes: usize) {
         self.hash = None;
         self.len = None;
         self.bucket_hashes = None;
+        self.log.record(delta, max_log_bytes);
+    }
+
+    /// `peer` holds everything up to change `seq` of ours: remember it, and collect what
+    /// every remembered peer holds.
+    fn held_by(&mut self, peer: &A, seq: u64) {
+        self.acks.note(peer, seq.min(self.log.seq()));
+        if let Some(all) = self.acks.held_by_all() {
+            self.log.collect(all);
+        }
+    }
+
+    /// The delta interval message for `peer`, if it is known to hold our changes up to a
+    /// point the log still reaches, something changed since, and it fits `room` bytes.
+    fn interval_for(&self, peer: &A, name: &CompactString, room: usize) -> Option<Message<A>>
+    where
+        A: Serialize,
+    {
+        let held = self.acks.held_by(peer)?;
+        let Interval::Changes(delta, seq) = self.log.since(held) else { return None };
+        let message = Message::CrdtInterval { object: name.clone(), seq, delta };
+        (crate::wire::codec::encoded_len(&message) <= room).then_some(message)
     }
 
     fn hash(&mut self) -> u64 {
@@ -124,15 +156,21 @@ impl CrdtRumors {
 }
 
 /// The CRDT objects of a node.
-#[derive(Debug, Default)]
-pub(crate) struct Crdts {
-    pub objects: BTreeMap<CompactString, CrdtObject>,
+#[derive(Debug)]
+pub(crate) struct Crdts<A> {
+    pub objects: BTreeMap<CompactString, CrdtObject<A>>,
     /// Where the next digest page starts.
     pub cursor: CompactString,
     pub rumors: CrdtRumors,
 }
 
-impl Crdts {
+impl<A> Default for Crdts<A> {
+    fn default() -> Self {
+        Crdts { objects: BTreeMap::new(), cursor: CompactString::default(), rumors: CrdtRumors::default() }
+    }
+}
+
+impl<A: Clone + PartialEq> Crdts<A> {
     /// Hash over every object (order-independent): what `CrdtSyn` carries.
     pub fn hash(&mut self) -> u64 {
         self.objects
@@ -218,7 +256,7 @@ impl<A: Address> Node<A> {
         }
         let object = self.crdts.objects.entry(name.into()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(T::KIND)));
         if object.state.join(&any) == Some(true) {
-            object.changed();
+            object.changed(&any, self.config.crdt_delta_log_bytes);
         }
         self.queue_crdt_rumor(name.into(), any);
         Ok(delta)
@@ -286,53 +324,59 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Joins a state (a delta or a piece) from a peer into object `name`. Returns what was
-    /// news here (the parts that changed the state), when `news` is asked for, or the whole
-    /// state if it changed anything otherwise; `None` if nothing changed. Objects of another
-    /// type, malformed states and objects past the limit are refused and counted.
-    fn join_remote(&mut self, name: CompactString, state: AnyCrdt, news: bool) -> Option<AnyCrdt> {
+    /// Joins a state (a delta, an interval or a piece) from a peer into object `name`.
+    /// Objects of another type, malformed states and objects past the limit are refused and
+    /// counted.
+    fn join_remote(&mut self, name: CompactString, state: AnyCrdt) -> Joined {
         if !valid_object_name(&name) || !state.is_well_formed() {
             self.metrics.crdt_refused += 1;
-            return None;
+            return Joined::Refused;
         }
         if !self.crdts.objects.contains_key(&name) && self.crdts.objects.len() >= self.config.max_crdt_objects {
             self.metrics.crdt_refused += 1;
-            return None;
+            return Joined::Refused;
         }
         let object =
             self.crdts.objects.entry(name.clone()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(state.kind())));
-        if object.state.kind() != state.kind() {
-            self.metrics.crdt_refused += 1;
-            return None;
-        }
-        let changed = if news {
-            // Part by part, keeping the parts that were new: a rumor that joined many deltas
-            // mostly carries what we already hold, and passing that on again would multiply it.
-            let mut fresh: Option<AnyCrdt> = None;
-            for part in state.split(1) {
-                if object.state.join(&part) == Some(true) {
-                    match &mut fresh {
-                        Some(f) => {
-                            f.join(&part);
-                        }
-                        None => fresh = Some(part),
-                    }
-                }
-            }
-            fresh
-        } else {
-            (object.state.join(&state) == Some(true)).then_some(state)
+        // Only the parts that were new: a rumor that joined many deltas mostly carries what we
+        // already hold, and passing that on again (or logging it) would multiply it.
+        let Some(news) = object.state.join_news(&state) else {
+            self.metrics.crdt_refused += 1; // another type than the object
+            return Joined::Refused;
         };
-        if changed.is_some() {
-            object.changed();
-            self.events.push_back(Event::CrdtChanged { object: name });
-        }
-        changed
+        let Some(news) = news else { return Joined::Unchanged };
+        object.changed(&news, self.config.crdt_delta_log_bytes);
+        self.events.push_back(Event::CrdtChanged { object: name });
+        Joined::News(news)
     }
 
     pub(crate) fn on_crdt_delta(&mut self, object: CompactString, delta: AnyCrdt) {
-        if let Some(news) = self.join_remote(object.clone(), delta, true) {
+        if let Joined::News(news) = self.join_remote(object.clone(), delta) {
             self.queue_crdt_rumor(object, news); // news to us: pass it on
+        }
+    }
+
+    /// A delta interval from `from`: joined, and acknowledged so that the next interval
+    /// starts after it.
+    pub(crate) fn on_crdt_interval(&mut self, from: &A, object: CompactString, seq: u64, delta: AnyCrdt) {
+        if let Joined::Refused = self.join_remote(object.clone(), delta) {
+            return;
+        }
+        let message = Message::CrdtAck { object, seq };
+        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: true });
+    }
+
+    /// `from` acknowledged our interval up to change `seq`.
+    pub(crate) fn on_crdt_ack(&mut self, from: &A, object: CompactString, seq: u64) {
+        if let Some(o) = self.crdts.objects.get_mut(&object) {
+            o.held_by(from, seq);
+        }
+    }
+
+    /// Forgets what `peer` was known to hold (it died, left or restarted).
+    pub(crate) fn crdt_forget_peer(&mut self, peer: &A) {
+        for o in self.crdts.objects.values_mut() {
+            o.acks.forget(peer);
         }
     }
 
@@ -344,6 +388,11 @@ impl<A: Address> Node<A> {
 
     pub(crate) fn on_crdt_syn(&mut self, from: &A, hash: u64) {
         if hash == self.crdts.hash() {
+            // Same states: the peer holds every change we made so far.
+            for o in self.crdts.objects.values_mut() {
+                let seq = o.log.seq();
+                o.held_by(from, seq);
+            }
             return;
         }
         let start = self.crdts.cursor.clone();
@@ -363,12 +412,15 @@ impl<A: Address> Node<A> {
     ) {
         let theirs: BTreeMap<&str, u64> = entries.iter().map(|d| (d.name.as_str(), d.hash)).collect();
         let Some(range) = crate::antientropy::name_range(start.as_str(), end.as_deref()) else { return };
-        let differing: Vec<CompactString> = self
-            .crdts
-            .objects
-            .range_mut::<str, _>(range)
-            .filter_map(|(name, o)| (theirs.get(name.as_str()) != Some(&o.hash())).then(|| name.clone()))
-            .collect();
+        let mut differing: Vec<CompactString> = Vec::new();
+        for (name, o) in self.crdts.objects.range_mut::<str, _>(range) {
+            if theirs.get(name.as_str()) == Some(&o.hash()) {
+                let seq = o.log.seq();
+                o.held_by(from, seq); // the same state: the peer holds all our changes
+            } else {
+                differing.push(name.clone());
+            }
+        }
         // Objects that differ: a small one goes whole; for a large one, bucket hashes go first
         // (only on the first leg, the one that asks for a reply: the other side would
         // otherwise open the same comparison), and each side then sends the buckets that differ.
@@ -381,6 +433,12 @@ impl<A: Address> Node<A> {
                 break;
             }
             let Some(object) = self.crdts.objects.get_mut(name) else { continue };
+            if let Some(interval) = object.interval_for(from, name, room) {
+                budget -= 1;
+                self.metrics.crdt_intervals_sent += 1;
+                self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![interval], piggyback: false });
+                continue;
+            }
             let piece_room = room.saturating_sub(name.len() + 16);
             if object.encoded_len() <= piece_room * WHOLE_STATE_DATAGRAMS {
                 let pieces = object.state.split(piece_room);
@@ -401,7 +459,7 @@ impl<A: Address> Node<A> {
     }
 
     pub(crate) fn on_crdt_state(&mut self, _now: Instant, object: CompactString, piece: AnyCrdt) {
-        self.join_remote(object, piece, false);
+        self.join_remote(object, piece);
     }
 
     /// A peer's bucket hashes of a large object: send the buckets that differ (in pieces),
@@ -442,4 +500,14 @@ impl<A: Address> Node<A> {
             self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
         }
     }
+}
+
+/// What joining a peer's state did.
+enum Joined {
+    /// Refused (and counted): malformed, of another type, or past the object limit.
+    Refused,
+    /// Nothing new.
+    Unchanged,
+    /// These parts were new here.
+    News(AnyCrdt),
 }

@@ -93,6 +93,7 @@ impl<A: Address> Node<A> {
         let Some(current) = self.members.get(slot) else { return };
         let (cur_gen, cur_inc, cur_state) = (current.generation, current.incarnation, current.state);
         let addr_changed = current.addr != record.addr;
+        let old_addr = current.addr.clone();
         if !record.overrides(cur_gen, cur_inc, cur_state) {
             // Not newer; but it may independently confirm a suspicion we hold.
             if record.state == MemberState::Suspect
@@ -133,6 +134,8 @@ impl<A: Address> Node<A> {
         let generation_changed = record.generation != cur_gen;
         if generation_changed {
             self.phi.forget(slot); // a new life: its arrivals start over
+            self.crdt_forget_peer(&old_addr); // ...holding none of our CRDT changes
+            self.crdt_forget_peer(&record.addr);
             if record.generation > cur_gen {
                 self.drop_older_state(&record.name, record.generation); // ...and its key/values
             }
@@ -466,6 +469,7 @@ impl<A: Address> Node<A> {
     /// Bookkeeping for a member that just became dead or left.
     fn mark_gone(&mut self, now: Instant, slot: Slot, record: &MemberRecord<A>) {
         self.clear_suspicion(slot);
+        self.crdt_forget_peer(&record.addr);
         self.gone.push_back((now, slot, record.generation, record.incarnation));
         let event = if record.state == MemberState::Left {
             Event::MemberLeft(record.clone())

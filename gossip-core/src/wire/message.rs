@@ -258,6 +258,23 @@ pub enum Message<A> {
         /// The piece.
         piece: crate::crdt::AnyCrdt,
     },
+    /// A delta interval: every change of the sender's object after the last one the receiver
+    /// acknowledged (or held when their states last compared equal), up to change `seq`.
+    CrdtInterval {
+        /// The object's name.
+        object: CompactString,
+        /// The sender's number of the last change included.
+        seq: u64,
+        /// The join of the changes.
+        delta: crate::crdt::AnyCrdt,
+    },
+    /// The receiver of a [`Message::CrdtInterval`] holds the sender's changes up to `seq`.
+    CrdtAck {
+        /// The object's name.
+        object: CompactString,
+        /// The interval's `seq`.
+        seq: u64,
+    },
 }
 
 /// What a peer holds more of: deltas in the participant names from `start` up to
@@ -313,6 +330,10 @@ pub enum MessageKind {
     PushSum,
     /// [`Message::CrdtBuckets`].
     CrdtBuckets,
+    /// [`Message::CrdtInterval`].
+    CrdtInterval,
+    /// [`Message::CrdtAck`].
+    CrdtAck,
 }
 
 impl MessageKind {
@@ -337,10 +358,12 @@ impl MessageKind {
         MessageKind::CrdtState,
         MessageKind::PushSum,
         MessageKind::CrdtBuckets,
+        MessageKind::CrdtInterval,
+        MessageKind::CrdtAck,
     ];
 
     /// Number of kinds.
-    pub const COUNT: usize = 19;
+    pub const COUNT: usize = 21;
 
     /// Short lowercase name.
     pub fn name(self) -> &'static str {
@@ -364,6 +387,8 @@ impl MessageKind {
             MessageKind::CrdtState => "crdt_state",
             MessageKind::PushSum => "push_sum",
             MessageKind::CrdtBuckets => "crdt_buckets",
+            MessageKind::CrdtInterval => "crdt_interval",
+            MessageKind::CrdtAck => "crdt_ack",
         }
     }
 
@@ -384,6 +409,7 @@ impl<A> Message<A> {
                 | Message::CrdtDigest { .. }
                 | Message::CrdtState { .. }
                 | Message::CrdtBuckets { .. }
+                | Message::CrdtInterval { .. }
         )
     }
 
@@ -409,6 +435,8 @@ impl<A> Message<A> {
             Message::CrdtState { .. } => MessageKind::CrdtState,
             Message::PushSum { .. } => MessageKind::PushSum,
             Message::CrdtBuckets { .. } => MessageKind::CrdtBuckets,
+            Message::CrdtInterval { .. } => MessageKind::CrdtInterval,
+            Message::CrdtAck { .. } => MessageKind::CrdtAck,
         }
     }
 }
