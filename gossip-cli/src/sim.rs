@@ -148,7 +148,8 @@ pub struct SimArgs {
     /// antientropy: keys each writer sets.
     #[arg(long, default_value_t = 10)]
     keys_per_node: usize,
-    /// antientropy: key updates per second across the cluster (after the initial writes).
+    /// antientropy: key updates per second across the cluster (after the initial writes);
+    /// crdt: counter increments per second across the cluster in the --steady-s phase.
     #[arg(long, default_value_t = 10.0)]
     updates_per_s: f64,
     /// antientropy: nodes that write keys (default: all).
@@ -157,6 +158,14 @@ pub struct SimArgs {
     /// antientropy, crdt: seconds between anti-entropy exchanges (default: the preset's).
     #[arg(long)]
     sync_s: Option<f64>,
+    /// crdt: bytes of recent changes each node keeps per object for delta intervals
+    /// (default: the preset's; 0: none, every repair sends whole states or buckets).
+    #[arg(long)]
+    delta_log_bytes: Option<usize>,
+    /// crdt: after converging, this many seconds of counter increments at --updates-per-s
+    /// across the cluster; reports the CRDT bytes per node per second meanwhile.
+    #[arg(long)]
+    steady_s: Option<f64>,
     /// crdt: only the counter, no set edits.
     #[arg(long)]
     counter_only: bool,
@@ -232,6 +241,9 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     if !(args.updates_per_s.is_finite() && args.updates_per_s >= 0.0) {
         return Err("--updates-per-s must be zero or more".into());
     }
+    if args.steady_s.is_some_and(|s| !(s.is_finite() && s > 0.0 && s <= 3600.0)) {
+        return Err("--steady-s must be between 0 and 3600 seconds".into());
+    }
     if args.sync_s.is_some_and(|s| !(s.is_finite() && s > 0.0 && s <= 3600.0)) {
         return Err("--sync-s must be between 0 and 3600 seconds".into());
     }
@@ -246,6 +258,10 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     };
     let config = match args.sync_s {
         Some(secs) => Config { state_sync_interval: Some(Duration::from_secs_f64(secs)), ..config },
+        None => config,
+    };
+    let config = match args.delta_log_bytes {
+        Some(bytes) => Config { crdt_delta_log_bytes: bytes, ..config },
         None => config,
     };
     config.validate().map_err(|e| e.to_string())?;
@@ -271,7 +287,13 @@ pub fn run(args: SimArgs) -> Result<(), String> {
             (render(&r, args.json), chart)
         }
         Scenario::Crdt => {
-            let r = scenarios::crdt(&common, args.ops_per_node, !args.counter_only, args.join_first, tick);
+            let options = scenarios::CrdtOptions {
+                ops_per_node: args.ops_per_node,
+                with_set: !args.counter_only,
+                join_first: args.join_first,
+                steady: args.steady_s.map(|secs| (secs, args.updates_per_s)),
+            };
+            let r = scenarios::crdt(&common, options, tick);
             let mut lines = vec![Line { name: "counter".into(), points: r.curve.iter().map(|c| (c.0, c.1)).collect() }];
             if !args.counter_only {
                 lines.push(Line { name: "set".into(), points: r.curve.iter().map(|c| (c.0, c.2)).collect() });

@@ -117,7 +117,10 @@ fn a_restarted_node_gets_the_whole_counter_back_through_repair() {
     let value = |s: &Sim, id: NodeId| s.node(id).and_then(|n| n.crdt::<GCounter>("g")).map_or(0, |c| c.value());
     let bump = |sim: &mut Sim| {
         for &id in &ids {
-            sim.node_mut(id).expect("running").update_crdt::<GCounter>("g", |c, me| c.increment(me, 1)).expect("update");
+            sim.node_mut(id)
+                .expect("running")
+                .update_crdt::<GCounter>("g", |c, me| c.increment(me, 1))
+                .expect("update");
         }
     };
     bump(&mut sim);

@@ -35,7 +35,11 @@ fn antientropy_curve_rises_and_ends_in_sync() {
 
 #[test]
 fn crdt_curve_ends_with_every_replica_settled() {
-    let r = scenarios::crdt(&common(30, 0.1), 3, true, false, |_| {});
+    let r = scenarios::crdt(
+        &common(30, 0.1),
+        scenarios::CrdtOptions { ops_per_node: 3, with_set: true, join_first: false, steady: None },
+        |_| {},
+    );
     assert!(r.exact);
     let counter = well_formed(r.curve.iter().map(|c| (c.0, c.1)));
     let set = well_formed(r.curve.iter().map(|c| (c.0, c.2)));

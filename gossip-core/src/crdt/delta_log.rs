@@ -124,24 +124,47 @@ impl DeltaLog {
     }
 }
 
-/// Per peer, the latest change of ours it is known to hold everything up to.
+/// Exchanges in a row that may find an object different while we hold nothing the peer
+/// lacks, before we stop trusting what we noted for it. Normally the difference is on the
+/// peer's side and its own interval repairs it; this bounds the harm of a wrong note (a peer
+/// that lost its state without our noticing).
+pub const MAX_EMPTY_DIFFERENCES: u8 = 3;
+
+/// Most datagrams an interval may span (one acknowledgement bit each).
+pub const MAX_PARTS: usize = 64;
+
+/// An interval sent and not yet acknowledged in full.
+#[derive(Debug, Clone)]
+struct Unacked<A> {
+    peer: A,
+    seq: u64,
+    parts: u8,
+    /// Bit `i`: part `i` acknowledged.
+    acked: u64,
+}
+
+/// Per peer, the latest change of ours it is known to hold everything up to, and the interval
+/// last sent to it until every part of it is acknowledged.
 #[derive(Debug, Clone)]
 pub struct PeerAcks<A> {
-    /// (peer, change number, when it was recorded: an ever-growing stamp).
-    acks: Vec<(A, u64, u64)>,
+    /// (peer, change number, when it was recorded: an ever-growing stamp, exchanges in a row
+    /// that found a difference we had nothing for).
+    acks: Vec<(A, u64, u64, u8)>,
     stamp: u64,
+    /// At most one per peer, at most [`PEER_ACKS`].
+    unacked: Vec<Unacked<A>>,
 }
 
 impl<A> Default for PeerAcks<A> {
     fn default() -> Self {
-        PeerAcks { acks: Vec::new(), stamp: 0 }
+        PeerAcks { acks: Vec::new(), stamp: 0, unacked: Vec::new() }
     }
 }
 
 impl<A: PartialEq + Clone> PeerAcks<A> {
     /// What `peer` is known to hold everything up to, if anything.
     pub fn held_by(&self, peer: &A) -> Option<u64> {
-        self.acks.iter().find(|(p, ..)| p == peer).map(|&(_, seq, _)| seq)
+        self.acks.iter().find(|(p, ..)| p == peer).map(|&(_, seq, ..)| seq)
     }
 
     /// Notes that `peer` holds everything up to change `seq` (never moving back).
@@ -150,6 +173,7 @@ impl<A: PartialEq + Clone> PeerAcks<A> {
         if let Some(entry) = self.acks.iter_mut().find(|(p, ..)| p == peer) {
             entry.1 = entry.1.max(seq);
             entry.2 = self.stamp;
+            entry.3 = 0;
             return;
         }
         if self.acks.len() >= PEER_ACKS {
@@ -157,17 +181,55 @@ impl<A: PartialEq + Clone> PeerAcks<A> {
                 self.acks.swap_remove(oldest);
             }
         }
-        self.acks.push((peer.clone(), seq, self.stamp));
+        self.acks.push((peer.clone(), seq, self.stamp, 0));
     }
 
     /// Forgets `peer` (it died, left or restarted: its state is no longer what it acknowledged).
     pub fn forget(&mut self, peer: &A) {
         self.acks.retain(|(p, ..)| p != peer);
+        self.unacked.retain(|u| &u.peer != peer);
+    }
+
+    /// An exchange with `peer` found the object different though we hold nothing it lacks.
+    /// Returns whether that happened too often in a row: the note is then dropped, and the
+    /// caller sends the whole state instead.
+    pub fn differs_with_nothing_to_send(&mut self, peer: &A) -> bool {
+        let Some(i) = self.acks.iter().position(|(p, ..)| p == peer) else { return true };
+        self.acks[i].3 += 1;
+        if self.acks[i].3 < MAX_EMPTY_DIFFERENCES {
+            return false;
+        }
+        self.acks.swap_remove(i);
+        true
+    }
+
+    /// An interval up to change `seq` in `parts` parts (1 to [`MAX_PARTS`]) went to `peer`; it
+    /// replaces any earlier one still unacknowledged.
+    pub fn sent(&mut self, peer: &A, seq: u64, parts: u8) {
+        self.unacked.retain(|u| &u.peer != peer);
+        if self.unacked.len() >= PEER_ACKS {
+            self.unacked.remove(0); // the oldest
+        }
+        self.unacked.push(Unacked { peer: peer.clone(), seq, parts, acked: 0 });
+    }
+
+    /// `peer` acknowledged part `part` of the interval up to `seq`. Returns `seq` once every
+    /// part of it has been (the peer then holds our changes up to `seq`).
+    pub fn acked(&mut self, peer: &A, seq: u64, part: u8) -> Option<u64> {
+        let i = self.unacked.iter().position(|u| &u.peer == peer && u.seq == seq && part < u.parts)?;
+        let u = &mut self.unacked[i];
+        u.acked |= 1 << part;
+        let all = if u.parts >= 64 { u64::MAX } else { (1u64 << u.parts) - 1 };
+        if u.acked != all {
+            return None;
+        }
+        self.unacked.swap_remove(i);
+        Some(seq)
     }
 
     /// The change every remembered peer holds (`None`: no peer remembered).
     pub fn held_by_all(&self) -> Option<u64> {
-        self.acks.iter().map(|&(_, seq, _)| seq).min()
+        self.acks.iter().map(|&(_, seq, ..)| seq).min()
     }
 }
 
@@ -220,6 +282,39 @@ mod tests {
         log.record(&inc(&mut state, 1), 0);
         assert_eq!(log.since(0), Interval::NotCovered);
         assert_eq!(log.since(1), Interval::Empty);
+    }
+
+    #[test]
+    fn an_interval_counts_as_held_once_every_part_is_acknowledged() {
+        let mut acks = PeerAcks::default();
+        acks.sent(&7u32, 10, 3);
+        assert_eq!(acks.acked(&7, 10, 0), None);
+        assert_eq!(acks.acked(&7, 10, 3), None, "no such part");
+        assert_eq!(acks.acked(&7, 9, 1), None, "another interval");
+        assert_eq!(acks.acked(&8, 10, 1), None, "another peer");
+        assert_eq!(acks.acked(&7, 10, 2), None);
+        assert_eq!(acks.acked(&7, 10, 2), None, "twice the same part");
+        assert_eq!(acks.acked(&7, 10, 1), Some(10));
+        assert_eq!(acks.acked(&7, 10, 1), None, "done with");
+        acks.sent(&7, 11, 2);
+        acks.sent(&7, 12, 1); // replaces the unacknowledged 11
+        assert_eq!(acks.acked(&7, 11, 0), None);
+        assert_eq!(acks.acked(&7, 12, 0), Some(12));
+    }
+
+    #[test]
+    fn a_peer_that_keeps_differing_while_holding_all_our_changes_is_no_longer_trusted() {
+        let mut acks = PeerAcks::default();
+        acks.note(&1u32, 5);
+        for _ in 1..MAX_EMPTY_DIFFERENCES {
+            assert!(!acks.differs_with_nothing_to_send(&1));
+        }
+        acks.note(&1, 6); // an acknowledgement starts the count again
+        for _ in 1..MAX_EMPTY_DIFFERENCES {
+            assert!(!acks.differs_with_nothing_to_send(&1));
+        }
+        assert!(acks.differs_with_nothing_to_send(&1));
+        assert_eq!(acks.held_by(&1), None);
     }
 
     #[test]

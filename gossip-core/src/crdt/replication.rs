@@ -10,9 +10,11 @@
 //!   - if the peer is known to hold everything up to some change of ours and the object's
 //!     [`DeltaLog`](super::delta_log::DeltaLog) still reaches back there, the delta interval
 //!     since (`CrdtInterval`, acknowledged by `CrdtAck`): what the peer lacks from us;
-//!   - otherwise, for a small object, its whole state split into datagram-sized pieces whose
-//!     join is the state; for a large one, one hash per bucket first, then the buckets that
-//!     differ (up to `state_sync_datagrams` datagrams per exchange, in both directions).
+//!   - otherwise, for an object that fits a datagram, its whole state as the interval of
+//!     every change so far (acknowledged too); for a small one, its whole state split into
+//!     datagram-sized pieces whose join is the state; for a large one, one hash per bucket
+//!     first, then the buckets that differ (up to `state_sync_datagrams` datagrams per
+//!     exchange, in both directions).
 //!
 //!   A peer is known to hold everything up to a change when it acknowledged an interval
 //!   ending there or its state hash equalled ours then. Joins are idempotent and commute, so
@@ -26,7 +28,7 @@ use compact_str::CompactString;
 use rand::Rng;
 use serde::{Deserialize, Serialize};
 
-use super::delta_log::{DeltaLog, Interval, PeerAcks};
+use super::delta_log::{DeltaLog, Interval, PeerAcks, MAX_PARTS};
 use super::{AnyCrdt, Crdt, CrdtError, CrdtKind, ReplicaId};
 use crate::dissemination::Priority;
 use crate::error::CommandError;
@@ -73,7 +75,14 @@ pub(crate) struct CrdtObject<A> {
 
 impl<A: Clone + PartialEq> CrdtObject<A> {
     fn new(state: AnyCrdt) -> Self {
-        CrdtObject { state, hash: None, len: None, bucket_hashes: None, log: DeltaLog::default(), acks: PeerAcks::default() }
+        CrdtObject {
+            state,
+            hash: None,
+            len: None,
+            bucket_hashes: None,
+            log: DeltaLog::default(),
+            acks: PeerAcks::default(),
+        }
     }
 
     /// Notes a change (`delta`, already joined into the state) in the log.
@@ -93,16 +102,18 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
         }
     }
 
-    /// The delta interval message for `peer`, if it is known to hold our changes up to a
-    /// point the log still reaches, something changed since, and it fits `room` bytes.
-    fn interval_for(&self, peer: &A, name: &CompactString, room: usize) -> Option<Message<A>>
-    where
-        A: Serialize,
-    {
+    /// What `peer`, whose state differs, needs from us, if the log can tell: `Some(None)` when
+    /// it holds all our changes (the difference is on its side: its own interval repairs it),
+    /// `Some(Some(..))` with the delta interval in parts of about `room` bytes and the number
+    /// of its last change, `None` when we must send the state (the peer unknown, the log not
+    /// reaching back, or nothing to send too often in a row).
+    fn interval_for(&mut self, peer: &A, room: usize) -> Option<Option<(Vec<AnyCrdt>, u64)>> {
         let held = self.acks.held_by(peer)?;
-        let Interval::Changes(delta, seq) = self.log.since(held) else { return None };
-        let message = Message::CrdtInterval { object: name.clone(), seq, delta };
-        (crate::wire::codec::encoded_len(&message) <= room).then_some(message)
+        match self.log.since(held) {
+            Interval::NotCovered => None,
+            Interval::Empty => (!self.acks.differs_with_nothing_to_send(peer)).then_some(None),
+            Interval::Changes(delta, seq) => Some(Some((delta.split(room), seq))),
+        }
     }
 
     fn hash(&mut self) -> u64 {
@@ -358,18 +369,30 @@ impl<A: Address> Node<A> {
 
     /// A delta interval from `from`: joined, and acknowledged so that the next interval
     /// starts after it.
-    pub(crate) fn on_crdt_interval(&mut self, from: &A, object: CompactString, seq: u64, delta: AnyCrdt) {
+    pub(crate) fn on_crdt_interval(
+        &mut self,
+        from: &A,
+        object: CompactString,
+        (seq, part, parts): (u64, u8, u8),
+        delta: AnyCrdt,
+    ) {
+        if part >= parts || usize::from(parts) > MAX_PARTS {
+            self.metrics.crdt_refused += 1;
+            return;
+        }
         if let Joined::Refused = self.join_remote(object.clone(), delta) {
             return;
         }
-        let message = Message::CrdtAck { object, seq };
+        let message = Message::CrdtAck { object, seq, part };
         self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: true });
     }
 
-    /// `from` acknowledged our interval up to change `seq`.
-    pub(crate) fn on_crdt_ack(&mut self, from: &A, object: CompactString, seq: u64) {
+    /// `from` acknowledged part `part` of our interval up to change `seq`.
+    pub(crate) fn on_crdt_ack(&mut self, from: &A, object: CompactString, seq: u64, part: u8) {
         if let Some(o) = self.crdts.objects.get_mut(&object) {
-            o.held_by(from, seq);
+            if let Some(seq) = o.acks.acked(from, seq, part) {
+                o.held_by(from, seq);
+            }
         }
     }
 
@@ -433,16 +456,26 @@ impl<A: Address> Node<A> {
                 break;
             }
             let Some(object) = self.crdts.objects.get_mut(name) else { continue };
-            if let Some(interval) = object.interval_for(from, name, room) {
-                budget -= 1;
-                self.metrics.crdt_intervals_sent += 1;
-                self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![interval], piggyback: false });
-                continue;
+            let piece_room = room.saturating_sub(name.len() + 32);
+            match object.interval_for(from, piece_room) {
+                Some(None) => continue, // nothing the peer lacks from us
+                Some(Some((parts, seq))) if parts.len() <= MAX_PARTS.min(budget) => {
+                    self.metrics.crdt_intervals_sent += 1;
+                    self.send_crdt_interval(from, name, seq, parts, &mut budget);
+                    continue;
+                }
+                _ => {}
             }
-            let piece_room = room.saturating_sub(name.len() + 16);
             if object.encoded_len() <= piece_room * WHOLE_STATE_DATAGRAMS {
-                let pieces = object.state.split(piece_room);
-                self.send_crdt_pieces(from, name, pieces, &mut budget);
+                // A small object goes whole: as the interval of every change so far, so that the
+                // peer's acknowledgements tell what it holds from now on.
+                let (pieces, seq) = (object.state.split(piece_room), object.log.seq());
+                if pieces.len() <= MAX_PARTS {
+                    let sent = self.send_crdt_interval(from, name, seq, pieces, &mut budget);
+                    self.metrics.crdt_pieces_sent += sent;
+                } else {
+                    self.send_crdt_pieces(from, name, pieces, &mut budget);
+                }
             } else if reply {
                 let hashes = object.bucket_hashes().to_vec();
                 budget -= 1;
@@ -486,6 +519,34 @@ impl<A: Address> Node<A> {
             self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
         }
         self.send_crdt_pieces(from, &object, pieces, &mut budget);
+    }
+
+    /// Sends the parts (at most [`MAX_PARTS`]) of an interval up to change `seq` while the burst
+    /// allows, and notes it as sent so that acknowledgements of every part count. Returns the
+    /// parts sent.
+    fn send_crdt_interval(
+        &mut self,
+        to: &A,
+        name: &CompactString,
+        seq: u64,
+        parts: Vec<AnyCrdt>,
+        budget: &mut usize,
+    ) -> u64 {
+        let mut sent = 0;
+        let count = u8::try_from(parts.len().min(MAX_PARTS)).unwrap_or(u8::MAX);
+        if let Some(object) = self.crdts.objects.get_mut(name) {
+            object.acks.sent(to, seq, count);
+        }
+        for (part, delta) in (0..count).zip(parts) {
+            if *budget == 0 {
+                break;
+            }
+            *budget -= 1;
+            sent += 1;
+            let message = Message::CrdtInterval { object: name.clone(), seq, part, parts: count, delta };
+            self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
+        }
+        sent
     }
 
     /// Sends pieces of an object's state while the burst allows.

@@ -258,22 +258,30 @@ pub enum Message<A> {
         /// The piece.
         piece: crate::crdt::AnyCrdt,
     },
-    /// A delta interval: every change of the sender's object after the last one the receiver
-    /// acknowledged (or held when their states last compared equal), up to change `seq`.
+    /// Part of a delta interval: every change of the sender's object after the last one the
+    /// receiver is known to hold (or all of them: the whole state), up to change `seq`, in
+    /// `parts` datagrams whose join is the interval.
     CrdtInterval {
         /// The object's name.
         object: CompactString,
         /// The sender's number of the last change included.
         seq: u64,
-        /// The join of the changes.
+        /// Which part this is (below `parts`).
+        part: u8,
+        /// How many parts the interval has.
+        parts: u8,
+        /// This part of the join of the changes.
         delta: crate::crdt::AnyCrdt,
     },
-    /// The receiver of a [`Message::CrdtInterval`] holds the sender's changes up to `seq`.
+    /// Part `part` of the [`Message::CrdtInterval`] up to `seq` arrived: once every part has,
+    /// the receiver holds the sender's changes up to `seq`.
     CrdtAck {
         /// The object's name.
         object: CompactString,
         /// The interval's `seq`.
         seq: u64,
+        /// The part's index.
+        part: u8,
     },
 }
 

@@ -20,7 +20,7 @@ pub use aggregate::{pushsum, PushSumResult};
 pub use membership::{
     churn, failure, join, partition, stall, ChurnResult, FailureResult, JoinResult, PartitionResult, StallResult,
 };
-pub use state::{antientropy, crdt, AntiEntropyResult, CrdtResult};
+pub use state::{antientropy, crdt, AntiEntropyResult, CrdtOptions, CrdtResult};
 
 /// Options shared by every scenario.
 #[derive(Debug, Clone)]

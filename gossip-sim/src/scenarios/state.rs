@@ -296,6 +296,14 @@ pub struct CrdtResult {
     /// CRDT messages (rumors, digests, state pieces) sent per node per second until
     /// convergence, bytes.
     pub bytes_per_node_s: f64,
+    /// With a steady phase ([`CrdtOptions::steady`]): CRDT bytes sent per node per second
+    /// while updates trickle in (mean over runs).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_bytes_per_node_s: Option<f64>,
+    /// With a steady phase: whether every replica was exact again within 120 s after it, in
+    /// every run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub steady_exact: Option<bool>,
     /// Wall-clock seconds.
     pub wall_s: f64,
     /// First run: (virtual seconds since the first update, fraction of nodes whose counter
@@ -333,7 +341,15 @@ impl<T: PartialEq> Settling<T> {
 
 fn crdt_bytes(sim: &Sim) -> u64 {
     use gossip_core::wire::MessageKind;
-    let kinds = [MessageKind::CrdtDelta, MessageKind::CrdtSyn, MessageKind::CrdtDigest, MessageKind::CrdtState];
+    let kinds = [
+        MessageKind::CrdtDelta,
+        MessageKind::CrdtSyn,
+        MessageKind::CrdtDigest,
+        MessageKind::CrdtState,
+        MessageKind::CrdtBuckets,
+        MessageKind::CrdtInterval,
+        MessageKind::CrdtAck,
+    ];
     sim.up_ids()
         .iter()
         .filter_map(|&i| sim.node(i))
@@ -342,6 +358,20 @@ fn crdt_bytes(sim: &Sim) -> u64 {
             kinds.iter().map(|k| m.message_bytes_out[k.index()]).sum::<u64>()
         })
         .sum()
+}
+
+/// What `gossip sim crdt` runs.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct CrdtOptions {
+    /// Counter updates (and set edits) per node, over one second.
+    pub ops_per_node: usize,
+    /// Whether the set is edited too.
+    pub with_set: bool,
+    /// Whether the cluster forms by a real join first.
+    pub join_first: bool,
+    /// After convergence, (seconds, counter increments per second across the cluster) of a
+    /// steady phase: what repair costs while updates trickle in.
+    pub steady: Option<(f64, f64)>,
 }
 
 /// `gossip sim crdt`: in a converged cluster every node, `ops_per_node` times over a second,
@@ -353,14 +383,10 @@ fn crdt_bytes(sim: &Sim) -> u64 {
 /// With `join_first`, the cluster forms by joining through node 0 (a real join, leaner in
 /// memory at large N than handing every node the whole membership at once) before the
 /// updates start.
-pub fn crdt(
-    common: &Common,
-    ops_per_node: usize,
-    with_set: bool,
-    join_first: bool,
-    mut progress: impl FnMut(usize),
-) -> CrdtResult {
+pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usize)) -> CrdtResult {
     use gossip_core::crdt::{AwSet, Crdt, PnCounter};
+    let CrdtOptions { ops_per_node, with_set, join_first, steady } = options;
+    let (mut steady_rate, mut steady_exact) = (Vec::new(), true);
     let wall = Instant::now();
     let (mut exact, mut times) = (true, Vec::new());
     let (mut counter_total, mut set_len, mut bytes_rate) = (0i128, 0usize, Vec::new());
@@ -464,6 +490,11 @@ pub fn crdt(
             times.push(secs);
         }
         bytes_rate.push((crdt_bytes(&sim) - before) as f64 / common.nodes as f64 / secs);
+        if let Some((secs, rate)) = steady {
+            let (bytes, exact) = steady_counter_updates(&mut sim, &ids, &mut rng, &mut total, secs, rate);
+            steady_rate.push(bytes);
+            steady_exact &= exact;
+        }
         if run == 0 {
             counter_total = total;
             set_len =
@@ -485,7 +516,49 @@ pub fn crdt(
         counter_delta_bytes: mean(counter_delta),
         set_delta_bytes: mean(set_delta),
         bytes_per_node_s: mean_sd(&bytes_rate).0,
+        steady_bytes_per_node_s: steady.map(|_| mean_sd(&steady_rate).0),
+        steady_exact: steady.map(|_| steady_exact),
         wall_s: wall.elapsed().as_secs_f64(),
         curve,
     }
+}
+
+/// The steady phase of `gossip sim crdt`: for `secs`, random live nodes increment the counter
+/// `hits` by 1, `rate` times a second across the cluster (evenly spread). Returns the CRDT
+/// bytes sent per node per second meanwhile, and whether every replica then holds the exact
+/// total within 120 s.
+fn steady_counter_updates(
+    sim: &mut Sim,
+    ids: &[NodeId],
+    rng: &mut ChaCha8Rng,
+    total: &mut i128,
+    secs: f64,
+    rate: f64,
+) -> (f64, bool) {
+    use gossip_core::crdt::PnCounter;
+    let tick = Duration::from_millis(100);
+    let before = crdt_bytes(sim);
+    let (mut owed, mut elapsed) = (0.0, 0.0);
+    while elapsed < secs {
+        owed += rate * tick.as_secs_f64();
+        while owed >= 1.0 {
+            owed -= 1.0;
+            let id = ids[rng.random_range(0..ids.len())];
+            if let Some(n) = sim.node_mut(id) {
+                if n.update_crdt::<PnCounter>("hits", |c, me| c.increment(me, 1)).is_ok() {
+                    *total += 1;
+                }
+            }
+        }
+        sim.run_for(tick);
+        elapsed += tick.as_secs_f64();
+    }
+    let bytes = (crdt_bytes(sim) - before) as f64 / ids.len() as f64 / secs.max(f64::MIN_POSITIVE);
+    let want = *total;
+    let exact = sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(120), |s| {
+        s.up_ids()
+            .iter()
+            .all(|&i| s.node(i).and_then(|n| n.crdt::<PnCounter>("hits")).is_some_and(|c| c.value() == want))
+    });
+    (bytes, exact)
 }
