@@ -384,7 +384,7 @@ impl<A: Address> Node<A> {
             return;
         }
         let message = Message::CrdtAck { object, seq, part };
-        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: true });
+        self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
     }
 
     /// `from` acknowledged part `part` of our interval up to change `seq`.
