@@ -180,6 +180,20 @@ macro_rules! dispatch {
     };
 }
 
+/// Runs `$body` on two states of the same type (`Some` of its result), or gives `None`.
+macro_rules! dispatch_same {
+    ($mine:expr, $theirs:expr, ($a:ident, $b:ident) => $body:expr) => {
+        match ($mine, $theirs) {
+            (AnyCrdt::GCounter($a), AnyCrdt::GCounter($b)) => Some($body),
+            (AnyCrdt::PnCounter($a), AnyCrdt::PnCounter($b)) => Some($body),
+            (AnyCrdt::LwwRegister($a), AnyCrdt::LwwRegister($b)) => Some($body),
+            (AnyCrdt::MvRegister($a), AnyCrdt::MvRegister($b)) => Some($body),
+            (AnyCrdt::AwSet($a), AnyCrdt::AwSet($b)) => Some($body),
+            _ => None,
+        }
+    };
+}
+
 impl AnyCrdt {
     /// The state's type.
     pub fn kind(&self) -> CrdtKind {
@@ -200,33 +214,13 @@ impl AnyCrdt {
     /// Joins `other` into `self` if it is of the same type; returns whether the state changed
     /// (`None`: another type, nothing done).
     pub fn join(&mut self, other: &AnyCrdt) -> Option<bool> {
-        fn go<T: Crdt>(mine: &mut T, theirs: &T) -> bool {
-            mine.join(theirs)
-        }
-        match (self, other) {
-            (AnyCrdt::GCounter(a), AnyCrdt::GCounter(b)) => Some(go(a, b)),
-            (AnyCrdt::PnCounter(a), AnyCrdt::PnCounter(b)) => Some(go(a, b)),
-            (AnyCrdt::LwwRegister(a), AnyCrdt::LwwRegister(b)) => Some(go(a, b)),
-            (AnyCrdt::MvRegister(a), AnyCrdt::MvRegister(b)) => Some(go(a, b)),
-            (AnyCrdt::AwSet(a), AnyCrdt::AwSet(b)) => Some(go(a, b)),
-            _ => None,
-        }
+        dispatch_same!(self, other, (a, b) => a.join(b))
     }
 
     /// [`Crdt::join_news`] if `other` is of the same type: `None` if another type, else the
     /// news (`None` inside when nothing changed).
     pub fn join_news(&mut self, other: &AnyCrdt) -> Option<Option<AnyCrdt>> {
-        fn go<T: Crdt>(mine: &mut T, theirs: &T) -> Option<AnyCrdt> {
-            mine.join_news(theirs).map(Crdt::into_any)
-        }
-        match (self, other) {
-            (AnyCrdt::GCounter(a), AnyCrdt::GCounter(b)) => Some(go(a, b)),
-            (AnyCrdt::PnCounter(a), AnyCrdt::PnCounter(b)) => Some(go(a, b)),
-            (AnyCrdt::LwwRegister(a), AnyCrdt::LwwRegister(b)) => Some(go(a, b)),
-            (AnyCrdt::MvRegister(a), AnyCrdt::MvRegister(b)) => Some(go(a, b)),
-            (AnyCrdt::AwSet(a), AnyCrdt::AwSet(b)) => Some(go(a, b)),
-            _ => None,
-        }
+        dispatch_same!(self, other, (a, b) => a.join_news(b).map(Crdt::into_any))
     }
 
     /// [`Crdt::split`] of the state inside.

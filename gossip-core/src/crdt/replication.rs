@@ -9,17 +9,19 @@
 //!   mismatch a digest page of (object, state hash). For each object whose hashes differ:
 //!   - if the peer is known to hold everything up to some change of ours and the object's
 //!     [`DeltaLog`](super::delta_log::DeltaLog) still reaches back there, the delta interval
-//!     since (`CrdtInterval`, acknowledged by `CrdtAck`): what the peer lacks from us;
-//!   - otherwise, for an object that fits a datagram, its whole state as the interval of
-//!     every change so far (acknowledged too); for a small one, its whole state split into
-//!     datagram-sized pieces whose join is the state; for a large one, one hash per bucket
-//!     first, then the buckets that differ (up to `state_sync_datagrams` datagrams per
-//!     exchange, in both directions).
+//!     since (`CrdtInterval` parts, each acknowledged by a `CrdtAck`): what the peer lacks
+//!     from us; nothing at all if nothing changed since (the difference is on the peer's
+//!     side, and its own leg of the exchange repairs it);
+//!   - otherwise, for a small object (up to four datagrams), its whole state in parts whose
+//!     join is the state, sent as the interval of every change so far so that the peer's
+//!     acknowledgements start the bookkeeping; for a large one, one hash per bucket first,
+//!     then the buckets that differ (up to `state_sync_datagrams` datagrams per exchange, in
+//!     both directions).
 //!
-//!   A peer is known to hold everything up to a change when it acknowledged an interval
-//!   ending there or its state hash equalled ours then. Joins are idempotent and commute, so
-//!   lost, duplicated or reordered pieces need no bookkeeping; an interval lost is simply
-//!   not acknowledged, and the next exchange sends it again (grown).
+//!   A peer is known to hold everything up to a change when it acknowledged every part of
+//!   an interval ending there, or its state hash equalled ours then. Joins are idempotent and
+//!   commute, so lost, duplicated or reordered pieces need no bookkeeping; an interval with a
+//!   part lost is simply not counted, and the next exchange sends it again (grown).
 
 use std::collections::BTreeMap;
 use std::time::Instant;
