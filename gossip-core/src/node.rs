@@ -494,10 +494,10 @@ impl<A: Address> Node<A> {
             Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
             Message::PushSum { shares } => self.on_push_sum(shares),
             Message::CrdtBuckets { object, hashes, reply } => self.on_crdt_buckets(from, object, hashes, reply),
-            Message::CrdtInterval { object, seq, part, parts, delta } => {
-                self.on_crdt_interval(from, object, (seq, part, parts), delta)
+            Message::CrdtInterval { object, send, part, parts, delta } => {
+                self.on_crdt_interval(from, object, (send, part, parts), delta)
             }
-            Message::CrdtAck { object, seq, part } => self.on_crdt_ack(from, object, seq, part),
+            Message::CrdtAck { object, send, part } => self.on_crdt_ack(from, object, send, part),
         }
     }
 

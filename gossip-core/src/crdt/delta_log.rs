@@ -70,16 +70,16 @@ impl DeltaLog {
     /// `max_bytes` 0 nothing is kept: every exchange compares buckets).
     pub fn record(&mut self, delta: &AnyCrdt, max_bytes: usize) {
         self.seq += 1;
-        if max_bytes == 0 {
-            self.dropped_through = self.seq;
-            return;
-        }
-        let len = postcard::experimental::serialized_size(delta).unwrap_or(usize::MAX);
+        let Some(len) = postcard::experimental::serialized_size(delta).ok().filter(|_| max_bytes > 0) else {
+            return self.drop_all();
+        };
         let mut joined = false;
         if let Some(last) = self.entries.back_mut().filter(|l| l.len.saturating_add(len) <= COALESCE_BYTES) {
             if last.delta.join(delta).is_some() {
-                let grown = postcard::experimental::serialized_size(&last.delta).unwrap_or(usize::MAX);
-                self.bytes = self.bytes - last.len + grown;
+                let Ok(grown) = postcard::experimental::serialized_size(&last.delta) else {
+                    return self.drop_all();
+                };
+                self.bytes = self.bytes.saturating_sub(last.len).saturating_add(grown);
                 last.len = grown;
                 last.last = self.seq;
                 joined = true;
@@ -91,9 +91,17 @@ impl DeltaLog {
         }
         while self.bytes > max_bytes {
             let Some(oldest) = self.entries.pop_front() else { break };
-            self.bytes -= oldest.len;
+            self.bytes = self.bytes.saturating_sub(oldest.len);
             self.dropped_through = oldest.last;
         }
+    }
+
+    /// Keeps nothing: every change so far is out of reach (a change that could not be kept
+    /// must not be skipped by a later interval).
+    fn drop_all(&mut self) {
+        self.entries.clear();
+        self.bytes = 0;
+        self.dropped_through = self.seq;
     }
 
     /// The changes after number `held` (a peer holds everything up to it).
@@ -117,28 +125,45 @@ impl DeltaLog {
     pub fn collect(&mut self, held: u64) {
         while self.entries.front().is_some_and(|e| e.last <= held) {
             if let Some(e) = self.entries.pop_front() {
-                self.bytes -= e.len;
+                self.bytes = self.bytes.saturating_sub(e.len);
                 self.dropped_through = e.last;
             }
         }
     }
 }
 
-/// Exchanges in a row that may find an object different while we hold nothing the peer
-/// lacks, before we stop trusting what we noted for it. Normally the difference is on the
-/// peer's side and its own interval repairs it; this bounds the harm of a wrong note (a peer
-/// that lost its state without our noticing).
-pub const MAX_EMPTY_DIFFERENCES: u8 = 3;
+/// Exchanges that may find an object different since the peer's note was last vouched for
+/// (its state hash equalled ours, or it acknowledged a whole state), before the note is
+/// dropped and the whole state sent again. Bounds the harm of a wrong note (a peer that lost
+/// its state without our noticing, an acknowledgement forged on an unsealed cluster): while
+/// a note says the peer holds everything, we send it only what changed since.
+pub const MAX_DIFFERING_EXCHANGES: u8 = 4;
 
 /// Most datagrams an interval may span (one acknowledgement bit each).
 pub const MAX_PARTS: usize = 64;
+
+/// What we know a peer holds.
+#[derive(Debug, Clone)]
+struct Note<A> {
+    peer: A,
+    /// The peer holds every change of ours up to this one.
+    held: u64,
+    /// When the note last moved (an ever-growing stamp): the oldest makes room.
+    stamp: u64,
+    /// Exchanges that found the object different since the note was vouched for.
+    differing: u8,
+}
 
 /// An interval sent and not yet acknowledged in full.
 #[derive(Debug, Clone)]
 struct Unacked<A> {
     peer: A,
+    /// Which transmission: acknowledgements of another one do not count.
+    send: u32,
     seq: u64,
     parts: u8,
+    /// Whether it was the whole state (an acknowledgement then vouches for the note).
+    whole: bool,
     /// Bit `i`: part `i` acknowledged.
     acked: u64,
 }
@@ -147,89 +172,97 @@ struct Unacked<A> {
 /// last sent to it until every part of it is acknowledged.
 #[derive(Debug, Clone)]
 pub struct PeerAcks<A> {
-    /// (peer, change number, when it was recorded: an ever-growing stamp, exchanges in a row
-    /// that found a difference we had nothing for).
-    acks: Vec<(A, u64, u64, u8)>,
+    notes: Vec<Note<A>>,
     stamp: u64,
     /// At most one per peer, at most [`PEER_ACKS`].
     unacked: Vec<Unacked<A>>,
+    next_send: u32,
 }
 
 impl<A> Default for PeerAcks<A> {
     fn default() -> Self {
-        PeerAcks { acks: Vec::new(), stamp: 0, unacked: Vec::new() }
+        PeerAcks { notes: Vec::new(), stamp: 0, unacked: Vec::new(), next_send: 0 }
     }
 }
 
 impl<A: PartialEq + Clone> PeerAcks<A> {
     /// What `peer` is known to hold everything up to, if anything.
     pub fn held_by(&self, peer: &A) -> Option<u64> {
-        self.acks.iter().find(|(p, ..)| p == peer).map(|&(_, seq, ..)| seq)
+        self.notes.iter().find(|n| &n.peer == peer).map(|n| n.held)
     }
 
-    /// Notes that `peer` holds everything up to change `seq` (never moving back).
-    pub fn note(&mut self, peer: &A, seq: u64) {
+    /// Notes that `peer` holds everything up to change `seq` (never moving back); `vouched`
+    /// when we know it holds our whole state as of then (equal hashes, a whole state
+    /// acknowledged), which restarts the count of [`MAX_DIFFERING_EXCHANGES`].
+    pub fn note(&mut self, peer: &A, seq: u64, vouched: bool) {
         self.stamp += 1;
-        if let Some(entry) = self.acks.iter_mut().find(|(p, ..)| p == peer) {
-            entry.1 = entry.1.max(seq);
-            entry.2 = self.stamp;
-            entry.3 = 0;
+        if let Some(n) = self.notes.iter_mut().find(|n| &n.peer == peer) {
+            n.held = n.held.max(seq);
+            n.stamp = self.stamp;
+            if vouched {
+                n.differing = 0;
+            }
             return;
         }
-        if self.acks.len() >= PEER_ACKS {
-            if let Some(oldest) = self.acks.iter().enumerate().min_by_key(|(_, a)| a.2).map(|(i, _)| i) {
-                self.acks.swap_remove(oldest);
+        if self.notes.len() >= PEER_ACKS {
+            if let Some(oldest) = self.notes.iter().enumerate().min_by_key(|(_, n)| n.stamp).map(|(i, _)| i) {
+                self.notes.swap_remove(oldest);
             }
         }
-        self.acks.push((peer.clone(), seq, self.stamp, 0));
+        self.notes.push(Note { peer: peer.clone(), held: seq, stamp: self.stamp, differing: 0 });
     }
 
     /// Forgets `peer` (it died, left or restarted: its state is no longer what it acknowledged).
     pub fn forget(&mut self, peer: &A) {
-        self.acks.retain(|(p, ..)| p != peer);
+        self.notes.retain(|n| &n.peer != peer);
         self.unacked.retain(|u| &u.peer != peer);
     }
 
-    /// An exchange with `peer` found the object different though we hold nothing it lacks.
-    /// Returns whether that happened too often in a row: the note is then dropped, and the
-    /// caller sends the whole state instead.
-    pub fn differs_with_nothing_to_send(&mut self, peer: &A) -> bool {
-        let Some(i) = self.acks.iter().position(|(p, ..)| p == peer) else { return true };
-        self.acks[i].3 += 1;
-        if self.acks[i].3 < MAX_EMPTY_DIFFERENCES {
-            return false;
+    /// An exchange with `peer` found the object different. Returns false when the note has
+    /// gone unvouched for too long ([`MAX_DIFFERING_EXCHANGES`]): it is dropped, and the
+    /// caller sends the whole state.
+    pub fn still_trusted_after_difference(&mut self, peer: &A) -> bool {
+        let Some(i) = self.notes.iter().position(|n| &n.peer == peer) else { return false };
+        self.notes[i].differing = self.notes[i].differing.saturating_add(1);
+        if self.notes[i].differing <= MAX_DIFFERING_EXCHANGES {
+            return true;
         }
-        self.acks.swap_remove(i);
-        true
+        self.notes.swap_remove(i);
+        false
     }
 
-    /// An interval up to change `seq` in `parts` parts (1 to [`MAX_PARTS`]) went to `peer`; it
-    /// replaces any earlier one still unacknowledged.
-    pub fn sent(&mut self, peer: &A, seq: u64, parts: u8) {
+    /// An interval up to change `seq` in `parts` parts (1 to [`MAX_PARTS`]) goes to `peer`
+    /// (`whole`: it is the whole state); it replaces any earlier one still unacknowledged.
+    /// Returns the transmission's id, which the parts and their acknowledgements carry.
+    pub fn sent(&mut self, peer: &A, seq: u64, parts: u8, whole: bool) -> u32 {
+        self.next_send = self.next_send.wrapping_add(1);
         self.unacked.retain(|u| &u.peer != peer);
         if self.unacked.len() >= PEER_ACKS {
             self.unacked.remove(0); // the oldest
         }
-        self.unacked.push(Unacked { peer: peer.clone(), seq, parts, acked: 0 });
+        self.unacked.push(Unacked { peer: peer.clone(), send: self.next_send, seq, parts, whole, acked: 0 });
+        self.next_send
     }
 
-    /// `peer` acknowledged part `part` of the interval up to `seq`. Returns `seq` once every
-    /// part of it has been (the peer then holds our changes up to `seq`).
-    pub fn acked(&mut self, peer: &A, seq: u64, part: u8) -> Option<u64> {
-        let i = self.unacked.iter().position(|u| &u.peer == peer && u.seq == seq && part < u.parts)?;
+    /// `peer` acknowledged part `part` of transmission `send`. Once every part of it has been,
+    /// returns the interval's last change and whether it was the whole state (the peer then
+    /// holds our changes up to there).
+    pub fn acked(&mut self, peer: &A, send: u32, part: u8) -> Option<(u64, bool)> {
+        let i = self.unacked.iter().position(|u| &u.peer == peer && u.send == send && part < u.parts)?;
         let u = &mut self.unacked[i];
-        u.acked |= 1 << part;
+        u.acked |= 1u64 << part.min(63);
         let all = if u.parts >= 64 { u64::MAX } else { (1u64 << u.parts) - 1 };
         if u.acked != all {
             return None;
         }
+        let done = (u.seq, u.whole);
         self.unacked.swap_remove(i);
-        Some(seq)
+        Some(done)
     }
 
     /// The change every remembered peer holds (`None`: no peer remembered).
     pub fn held_by_all(&self) -> Option<u64> {
-        self.acks.iter().map(|&(_, seq, ..)| seq).min()
+        self.notes.iter().map(|n| n.held).min()
     }
 }
 
@@ -285,49 +318,56 @@ mod tests {
     }
 
     #[test]
-    fn an_interval_counts_as_held_once_every_part_is_acknowledged() {
+    fn an_interval_counts_as_held_once_every_part_of_that_transmission_is_acknowledged() {
         let mut acks = PeerAcks::default();
-        acks.sent(&7u32, 10, 3);
-        assert_eq!(acks.acked(&7, 10, 0), None);
-        assert_eq!(acks.acked(&7, 10, 3), None, "no such part");
-        assert_eq!(acks.acked(&7, 9, 1), None, "another interval");
-        assert_eq!(acks.acked(&8, 10, 1), None, "another peer");
-        assert_eq!(acks.acked(&7, 10, 2), None);
-        assert_eq!(acks.acked(&7, 10, 2), None, "twice the same part");
-        assert_eq!(acks.acked(&7, 10, 1), Some(10));
-        assert_eq!(acks.acked(&7, 10, 1), None, "done with");
-        acks.sent(&7, 11, 2);
-        acks.sent(&7, 12, 1); // replaces the unacknowledged 11
-        assert_eq!(acks.acked(&7, 11, 0), None);
-        assert_eq!(acks.acked(&7, 12, 0), Some(12));
+        let send = acks.sent(&7u32, 10, 3, false);
+        assert_eq!(acks.acked(&7, send, 0), None);
+        assert_eq!(acks.acked(&7, send, 3), None, "no such part");
+        assert_eq!(acks.acked(&7, send + 1, 1), None, "another transmission");
+        assert_eq!(acks.acked(&8, send, 1), None, "another peer");
+        assert_eq!(acks.acked(&7, send, 2), None);
+        assert_eq!(acks.acked(&7, send, 2), None, "twice the same part");
+        assert_eq!(acks.acked(&7, send, 1), Some((10, false)));
+        assert_eq!(acks.acked(&7, send, 1), None, "done with");
+        // The same interval sent again: acknowledgements of the first sending do not count.
+        let first = acks.sent(&7, 11, 2, true);
+        assert_eq!(acks.acked(&7, first, 0), None);
+        let second = acks.sent(&7, 11, 2, true);
+        assert_eq!(acks.acked(&7, first, 1), None);
+        assert_eq!(acks.acked(&7, second, 1), None);
+        assert_eq!(acks.acked(&7, second, 0), Some((11, true)));
     }
 
     #[test]
-    fn a_peer_that_keeps_differing_while_holding_all_our_changes_is_no_longer_trusted() {
+    fn a_note_unvouched_for_over_too_many_differing_exchanges_is_dropped() {
         let mut acks = PeerAcks::default();
-        acks.note(&1u32, 5);
-        for _ in 1..MAX_EMPTY_DIFFERENCES {
-            assert!(!acks.differs_with_nothing_to_send(&1));
+        acks.note(&1u32, 5, true);
+        for _ in 0..MAX_DIFFERING_EXCHANGES {
+            assert!(acks.still_trusted_after_difference(&1));
         }
-        acks.note(&1, 6); // an acknowledgement starts the count again
-        for _ in 1..MAX_EMPTY_DIFFERENCES {
-            assert!(!acks.differs_with_nothing_to_send(&1));
-        }
-        assert!(acks.differs_with_nothing_to_send(&1));
+        acks.note(&1, 6, false); // an acknowledged delta interval does not vouch
+        assert!(!acks.still_trusted_after_difference(&1));
         assert_eq!(acks.held_by(&1), None);
+        acks.note(&1, 7, true);
+        for _ in 0..MAX_DIFFERING_EXCHANGES {
+            assert!(acks.still_trusted_after_difference(&1));
+        }
+        acks.note(&1, 8, true); // equal hashes, or a whole state acknowledged, do
+        assert!(acks.still_trusted_after_difference(&1));
+        assert!(!acks.still_trusted_after_difference(&2), "an unknown peer");
     }
 
     #[test]
-    fn peer_acknowledgements_only_grow_and_the_oldest_peer_makes_room() {
+    fn peer_acknowledgements_only_grow() {
         let mut acks = PeerAcks::default();
-        acks.note(&1u32, 5);
-        acks.note(&1u32, 3);
+        acks.note(&1u32, 5, true);
+        acks.note(&1u32, 3, true);
         assert_eq!(acks.held_by(&1), Some(5));
         for p in 2..=PEER_ACKS as u32 {
-            acks.note(&p, 10);
+            acks.note(&p, 10, true);
         }
         assert_eq!(acks.held_by_all(), Some(5));
-        acks.note(&1000, 10); // full: peer 1, noted longest ago, goes
+        acks.note(&1000, 10, true); // full: peer 1, noted longest ago, goes
         assert_eq!(acks.held_by(&1), None);
         assert_eq!(acks.held_by_all(), Some(10));
         acks.forget(&1000);

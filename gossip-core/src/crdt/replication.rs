@@ -95,10 +95,10 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
         self.log.record(delta, max_log_bytes);
     }
 
-    /// `peer` holds everything up to change `seq` of ours: remember it, and collect what
-    /// every remembered peer holds.
-    fn held_by(&mut self, peer: &A, seq: u64) {
-        self.acks.note(peer, seq.min(self.log.seq()));
+    /// `peer` holds everything up to change `seq` of ours (`vouched`: it held our whole state
+    /// then): remember it, and collect what every remembered peer holds.
+    fn held_by(&mut self, peer: &A, seq: u64, vouched: bool) {
+        self.acks.note(peer, seq.min(self.log.seq()), vouched);
         if let Some(all) = self.acks.held_by_all() {
             self.log.collect(all);
         }
@@ -108,12 +108,15 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
     /// it holds all our changes (the difference is on its side: its own interval repairs it),
     /// `Some(Some(..))` with the delta interval in parts of about `room` bytes and the number
     /// of its last change, `None` when we must send the state (the peer unknown, the log not
-    /// reaching back, or nothing to send too often in a row).
+    /// reaching back, or its note unvouched for too long).
     fn interval_for(&mut self, peer: &A, room: usize) -> Option<Option<(Vec<AnyCrdt>, u64)>> {
         let held = self.acks.held_by(peer)?;
+        if !self.acks.still_trusted_after_difference(peer) {
+            return None;
+        }
         match self.log.since(held) {
             Interval::NotCovered => None,
-            Interval::Empty => (!self.acks.differs_with_nothing_to_send(peer)).then_some(None),
+            Interval::Empty => Some(None),
             Interval::Changes(delta, seq) => Some(Some((delta.split(room), seq))),
         }
     }
@@ -375,7 +378,7 @@ impl<A: Address> Node<A> {
         &mut self,
         from: &A,
         object: CompactString,
-        (seq, part, parts): (u64, u8, u8),
+        (send, part, parts): (u32, u8, u8),
         delta: AnyCrdt,
     ) {
         if part >= parts || usize::from(parts) > MAX_PARTS {
@@ -385,15 +388,15 @@ impl<A: Address> Node<A> {
         if let Joined::Refused = self.join_remote(object.clone(), delta) {
             return;
         }
-        let message = Message::CrdtAck { object, seq, part };
+        let message = Message::CrdtAck { object, send, part };
         self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
     }
 
-    /// `from` acknowledged part `part` of our interval up to change `seq`.
-    pub(crate) fn on_crdt_ack(&mut self, from: &A, object: CompactString, seq: u64, part: u8) {
+    /// `from` acknowledged part `part` of our interval transmission `send`.
+    pub(crate) fn on_crdt_ack(&mut self, from: &A, object: CompactString, send: u32, part: u8) {
         if let Some(o) = self.crdts.objects.get_mut(&object) {
-            if let Some(seq) = o.acks.acked(from, seq, part) {
-                o.held_by(from, seq);
+            if let Some((seq, whole)) = o.acks.acked(from, send, part) {
+                o.held_by(from, seq, whole);
             }
         }
     }
@@ -416,7 +419,7 @@ impl<A: Address> Node<A> {
             // Same states: the peer holds every change we made so far.
             for o in self.crdts.objects.values_mut() {
                 let seq = o.log.seq();
-                o.held_by(from, seq);
+                o.held_by(from, seq, true);
             }
             return;
         }
@@ -441,7 +444,7 @@ impl<A: Address> Node<A> {
         for (name, o) in self.crdts.objects.range_mut::<str, _>(range) {
             if theirs.get(name.as_str()) == Some(&o.hash()) {
                 let seq = o.log.seq();
-                o.held_by(from, seq); // the same state: the peer holds all our changes
+                o.held_by(from, seq, true); // the same state: the peer holds all our changes
             } else {
                 differing.push(name.clone());
             }
@@ -463,7 +466,7 @@ impl<A: Address> Node<A> {
                 Some(None) => continue, // nothing the peer lacks from us
                 Some(Some((parts, seq))) if parts.len() <= MAX_PARTS.min(budget) => {
                     self.metrics.crdt_intervals_sent += 1;
-                    self.send_crdt_interval(from, name, seq, parts, &mut budget);
+                    self.send_crdt_interval(from, name, (seq, false), parts, &mut budget);
                     continue;
                 }
                 _ => {}
@@ -473,7 +476,7 @@ impl<A: Address> Node<A> {
                 // peer's acknowledgements tell what it holds from now on.
                 let (pieces, seq) = (object.state.split(piece_room), object.log.seq());
                 if pieces.len() <= MAX_PARTS {
-                    let sent = self.send_crdt_interval(from, name, seq, pieces, &mut budget);
+                    let sent = self.send_crdt_interval(from, name, (seq, true), pieces, &mut budget);
                     self.metrics.crdt_pieces_sent += sent;
                 } else {
                     self.send_crdt_pieces(from, name, pieces, &mut budget);
@@ -523,29 +526,28 @@ impl<A: Address> Node<A> {
         self.send_crdt_pieces(from, &object, pieces, &mut budget);
     }
 
-    /// Sends the parts (at most [`MAX_PARTS`]) of an interval up to change `seq` while the burst
-    /// allows, and notes it as sent so that acknowledgements of every part count. Returns the
-    /// parts sent.
+    /// Sends the parts (at most [`MAX_PARTS`]) of an interval up to change `seq` (`whole`: the
+    /// whole state) while the burst allows, and notes it as sent so that acknowledgements of
+    /// every part count. Returns the parts sent.
     fn send_crdt_interval(
         &mut self,
         to: &A,
         name: &CompactString,
-        seq: u64,
+        (seq, whole): (u64, bool),
         parts: Vec<AnyCrdt>,
         budget: &mut usize,
     ) -> u64 {
         let mut sent = 0;
         let count = u8::try_from(parts.len().min(MAX_PARTS)).unwrap_or(u8::MAX);
-        if let Some(object) = self.crdts.objects.get_mut(name) {
-            object.acks.sent(to, seq, count);
-        }
+        let Some(object) = self.crdts.objects.get_mut(name) else { return 0 };
+        let send = object.acks.sent(to, seq, count, whole);
         for (part, delta) in (0..count).zip(parts) {
             if *budget == 0 {
                 break;
             }
             *budget -= 1;
             sent += 1;
-            let message = Message::CrdtInterval { object: name.clone(), seq, part, parts: count, delta };
+            let message = Message::CrdtInterval { object: name.clone(), send, part, parts: count, delta };
             self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
         }
         sent

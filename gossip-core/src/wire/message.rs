@@ -264,8 +264,8 @@ pub enum Message<A> {
     CrdtInterval {
         /// The object's name.
         object: CompactString,
-        /// The sender's number of the last change included.
-        seq: u64,
+        /// The sender's id for this transmission (acknowledgements name it).
+        send: u32,
         /// Which part this is (below `parts`).
         part: u8,
         /// How many parts the interval has.
@@ -273,13 +273,13 @@ pub enum Message<A> {
         /// This part of the join of the changes.
         delta: crate::crdt::AnyCrdt,
     },
-    /// Part `part` of the [`Message::CrdtInterval`] up to `seq` arrived: once every part has,
-    /// the receiver holds the sender's changes up to `seq`.
+    /// Part `part` of the [`Message::CrdtInterval`] transmission `send` arrived: once every
+    /// part has, the receiver holds the sender's changes up to the interval's last.
     CrdtAck {
         /// The object's name.
         object: CompactString,
-        /// The interval's `seq`.
-        seq: u64,
+        /// The transmission's id.
+        send: u32,
         /// The part's index.
         part: u8,
     },
