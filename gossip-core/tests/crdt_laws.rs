@@ -106,6 +106,14 @@ fn check_laws<T: Mutate>(steps: &[Step], budget: usize) -> Result<(), TestCaseEr
     prop_assert_eq!(joined(&a, &b), joined(&b, &a), "commutative");
     prop_assert_eq!(joined(&joined(&a, &b), &c), joined(&a, &joined(&b, &c)), "associative");
     prop_assert_eq!(joined(&a, &a), a.clone(), "idempotent");
+    for (x, y) in [(&a, &b), (&b, &c)] {
+        let (xb, yb, xh, yh) = (x.buckets(7), y.buckets(7), x.bucket_hashes(7), y.bucket_hashes(7));
+        for i in 0..7 {
+            if xb[i] == yb[i] {
+                prop_assert_eq!(xh[i], yh[i], "equal buckets, equal hashes");
+            }
+        }
+    }
     for (x, y) in [(&a, &b), (&b, &c), (&a, &a)] {
         let mut z = x.clone();
         let changed = z.join(y);
@@ -143,6 +151,17 @@ fn check_laws<T: Mutate>(steps: &[Step], budget: usize) -> Result<(), TestCaseEr
             back.join(bucket);
         }
         prop_assert_eq!(&back, s, "buckets join back");
+        prop_assert_eq!(
+            s.some_buckets(7, &[5, 1, 9, 3]),
+            vec![buckets[5].clone(), buckets[1].clone(), buckets[3].clone()]
+        );
+        let hashes = s.bucket_hashes(7);
+        prop_assert_eq!(hashes.len(), 7);
+        for (i, bucket) in buckets.iter().enumerate() {
+            // A bucket hashes alike alone and within the state, so equal buckets of two
+            // replicas hash alike.
+            prop_assert_eq!(bucket.bucket_hashes(7)[i], hashes[i], "bucket hash");
+        }
         let bytes = postcard::to_allocvec(s).map_err(|e| TestCaseError::fail(e.to_string()))?;
         let decoded: T = postcard::from_bytes(&bytes).map_err(|e| TestCaseError::fail(e.to_string()))?;
         prop_assert_eq!(&decoded, s);

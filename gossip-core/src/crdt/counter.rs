@@ -129,6 +129,36 @@ impl Crdt for GCounter {
         out
     }
 
+    fn bucket_hashes(&self, n: usize) -> Vec<u64> {
+        // Order-independent: the sum of each entry's hash, in one pass with no bucket built.
+        let mut sums = vec![0u64; n.max(1)];
+        for (&replica, &count) in &self.counts {
+            let mut entry = [0u8; 16];
+            entry[..8].copy_from_slice(&replica.0.to_le_bytes());
+            entry[8..].copy_from_slice(&count.to_le_bytes());
+            let sum = &mut sums[super::replica_bucket(replica, n)];
+            *sum = sum.wrapping_add(xxhash_rust::xxh3::xxh3_64(&entry));
+        }
+        sums
+    }
+
+    fn some_buckets(&self, n: usize, which: &[usize]) -> Vec<Self> {
+        let n = n.max(1);
+        let wanted: Vec<usize> = which.iter().copied().filter(|&i| i < n).collect();
+        let mut slot = vec![None; n];
+        for (k, &i) in wanted.iter().enumerate() {
+            slot[i] = Some(k);
+        }
+        let mut out = vec![GCounter::default(); wanted.len()];
+        for (&replica, &count) in &self.counts {
+            if let Some(k) = slot[super::replica_bucket(replica, n)] {
+                out[k].counts.insert(replica, count);
+                out[k].total += u128::from(count);
+            }
+        }
+        out
+    }
+
     fn is_well_formed(&self) -> bool {
         self.counts.values().all(|&c| c > 0)
     }
@@ -202,6 +232,26 @@ impl Crdt for PnCounter {
 
     fn buckets(&self, n: usize) -> Vec<Self> {
         self.up.buckets(n).into_iter().zip(self.down.buckets(n)).map(|(up, down)| PnCounter { up, down }).collect()
+    }
+
+    fn bucket_hashes(&self, n: usize) -> Vec<u64> {
+        let ups = self.up.bucket_hashes(n);
+        let downs = self.down.bucket_hashes(n);
+        ups.iter()
+            .zip(&downs)
+            .map(|(&up, &down)| {
+                let mut both = [0u8; 16];
+                both[..8].copy_from_slice(&up.to_le_bytes());
+                both[8..].copy_from_slice(&down.to_le_bytes());
+                xxhash_rust::xxh3::xxh3_64(&both)
+            })
+            .collect()
+    }
+
+    fn some_buckets(&self, n: usize, which: &[usize]) -> Vec<Self> {
+        let ups = self.up.some_buckets(n, which);
+        let downs = self.down.some_buckets(n, which);
+        ups.into_iter().zip(downs).map(|(up, down)| PnCounter { up, down }).collect()
     }
 
     fn is_well_formed(&self) -> bool {

@@ -30,6 +30,7 @@ use std::fmt::Debug;
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use thiserror::Error;
+use xxhash_rust::xxh3::xxh3_64;
 
 pub use context::{CausalContext, Dot};
 pub use counter::{GCounter, PnCounter};
@@ -91,6 +92,20 @@ pub trait Crdt: Clone + Default + PartialEq + Debug + Serialize + DeserializeOwn
     /// the same on every replica, so that two replicas compare bucket by bucket and exchange
     /// only the buckets that differ. Returns exactly `n` states (some empty).
     fn buckets(&self, n: usize) -> Vec<Self>;
+
+    /// One hash per bucket of [`Crdt::buckets`], equal for equal buckets on every node: what
+    /// two replicas compare. By default the hash of each bucket's encoding; types override it
+    /// to skip building the buckets (for a large object, the cost of every comparison).
+    fn bucket_hashes(&self, n: usize) -> Vec<u64> {
+        self.buckets(n).iter().map(|b| postcard::to_allocvec(b).map_or(0, |bytes| xxh3_64(&bytes))).collect()
+    }
+
+    /// The buckets numbered in `which` (distinct numbers, in that order; numbers past `n` are
+    /// skipped): what differs after a comparison. Types override it to build only those.
+    fn some_buckets(&self, n: usize, which: &[usize]) -> Vec<Self> {
+        let mut all = self.buckets(n);
+        which.iter().filter_map(|&i| all.get_mut(i).map(std::mem::take)).collect()
+    }
 
     /// Whether a state decoded from a peer is well formed (canonical contexts).
     fn is_well_formed(&self) -> bool {
@@ -221,6 +236,16 @@ impl AnyCrdt {
     /// news (`None` inside when nothing changed).
     pub fn join_news(&mut self, other: &AnyCrdt) -> Option<Option<AnyCrdt>> {
         dispatch_same!(self, other, (a, b) => a.join_news(b).map(Crdt::into_any))
+    }
+
+    /// [`Crdt::bucket_hashes`] of the state inside.
+    pub fn bucket_hashes(&self, n: usize) -> Vec<u64> {
+        dispatch!(self, s => s.bucket_hashes(n))
+    }
+
+    /// [`Crdt::some_buckets`] of the state inside.
+    pub fn some_buckets(&self, n: usize, which: &[usize]) -> Vec<AnyCrdt> {
+        dispatch!(self, s => s.some_buckets(n, which).into_iter().map(Crdt::into_any).collect())
     }
 
     /// [`Crdt::split`] of the state inside.

@@ -130,7 +130,7 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
     }
 
     fn bucket_hashes(&mut self) -> &[u64] {
-        self.bucket_hashes.get_or_insert_with(|| self.state.buckets(BUCKETS).iter().map(state_hash).collect())
+        self.bucket_hashes.get_or_insert_with(|| self.state.bucket_hashes(BUCKETS))
     }
 }
 
@@ -514,9 +514,8 @@ impl<A: Address> Node<A> {
         let differing: Vec<usize> =
             mine.bucket_hashes().iter().zip(&hashes).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
         let my_hashes = reply.then(|| mine.bucket_hashes().to_vec());
-        let buckets = if differing.is_empty() { Vec::new() } else { mine.state.buckets(BUCKETS) };
         let pieces: Vec<AnyCrdt> =
-            differing.iter().filter_map(|&i| buckets.get(i)).flat_map(|b| b.split(room)).collect();
+            mine.state.some_buckets(BUCKETS, &differing).iter().flat_map(|b| b.split(room)).collect();
         let mut budget = self.config.state_sync_datagrams;
         if let Some(hashes) = my_hashes {
             budget -= 1;
