@@ -133,11 +133,8 @@ impl Crdt for GCounter {
         // Order-independent: the sum of each entry's hash, in one pass with no bucket built.
         let mut sums = vec![0u64; n.max(1)];
         for (&replica, &count) in &self.counts {
-            let mut entry = [0u8; 16];
-            entry[..8].copy_from_slice(&replica.0.to_le_bytes());
-            entry[8..].copy_from_slice(&count.to_le_bytes());
             let sum = &mut sums[super::replica_bucket(replica, n)];
-            *sum = sum.wrapping_add(xxhash_rust::xxh3::xxh3_64(&entry));
+            *sum = sum.wrapping_add(hash_pair(replica.0, count));
         }
         sums
     }
@@ -237,15 +234,7 @@ impl Crdt for PnCounter {
     fn bucket_hashes(&self, n: usize) -> Vec<u64> {
         let ups = self.up.bucket_hashes(n);
         let downs = self.down.bucket_hashes(n);
-        ups.iter()
-            .zip(&downs)
-            .map(|(&up, &down)| {
-                let mut both = [0u8; 16];
-                both[..8].copy_from_slice(&up.to_le_bytes());
-                both[8..].copy_from_slice(&down.to_le_bytes());
-                xxhash_rust::xxh3::xxh3_64(&both)
-            })
-            .collect()
+        ups.iter().zip(&downs).map(|(&up, &down)| hash_pair(up, down)).collect()
     }
 
     fn some_buckets(&self, n: usize, which: &[usize]) -> Vec<Self> {
@@ -268,4 +257,12 @@ impl Crdt for PnCounter {
             _ => None,
         }
     }
+}
+
+/// The hash of two numbers (bucket hashes of counters are built from these).
+fn hash_pair(a: u64, b: u64) -> u64 {
+    let mut bytes = [0u8; 16];
+    bytes[..8].copy_from_slice(&a.to_le_bytes());
+    bytes[8..].copy_from_slice(&b.to_le_bytes());
+    xxhash_rust::xxh3::xxh3_64(&bytes)
 }
