@@ -166,6 +166,14 @@ pub struct Metrics {
     /// With signed self-state: key/value writes refused because they did not carry their
     /// owner's valid signature (with the owner's later writes in the same delta).
     pub forged_writes: u64,
+    /// With signed self-state: CRDT states and deltas refused because a claim in them (a
+    /// count, a write, a dot, dots issued) lacked its author's valid signature, or the author
+    /// was not bound to the key given (nothing of such a state is joined).
+    pub forged_crdt_states: u64,
+    /// With signed self-state: CRDT parts this node did not send because it lacked a
+    /// signature for a claim in them (anti-entropy sends them later, once it holds one), or
+    /// because one claim with its signature did not fit a datagram.
+    pub crdt_unprovable: u64,
     /// With signed self-state: accusations refused because no known key of the named accuser
     /// signed them (they are applied as the accused member's alive claim only).
     pub accusations_unsigned: u64,

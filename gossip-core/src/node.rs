@@ -488,14 +488,14 @@ impl<A: Address> Node<A> {
             }
             Message::StateDelta { deltas, more } => self.on_state_delta(now, from, deltas, more),
             Message::StateUpdate { delta } => self.on_state_update(now, delta),
-            Message::CrdtDelta { object, delta } => self.on_crdt_delta(object, delta),
+            Message::CrdtDelta { object, delta, proof } => self.on_crdt_delta(object, delta, proof.as_deref()),
             Message::CrdtSyn { hash } => self.on_crdt_syn(from, hash),
             Message::CrdtDigest { start, end, entries, reply } => self.on_crdt_digest(from, start, end, entries, reply),
-            Message::CrdtState { object, piece } => self.on_crdt_state(now, object, piece),
+            Message::CrdtState { object, piece, proof } => self.on_crdt_state(now, object, piece, proof.as_deref()),
             Message::PushSum { shares } => self.on_push_sum(shares),
             Message::CrdtBuckets { object, hashes, reply } => self.on_crdt_buckets(from, object, hashes, reply),
-            Message::CrdtInterval { object, send, part, parts, delta } => {
-                self.on_crdt_interval(from, object, (send, part, parts), delta)
+            Message::CrdtInterval { object, send, part, parts, delta, proof } => {
+                self.on_crdt_interval(from, object, (send, part, parts), delta, proof.as_deref())
             }
             Message::CrdtAck { object, send, part } => self.on_crdt_ack(from, object, send, part),
         }

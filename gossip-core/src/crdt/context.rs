@@ -48,6 +48,11 @@ impl CausalContext {
         self.ranges.get(&replica).and_then(|r| r.last()).map_or(0, |&(_, hi)| hi)
     }
 
+    /// Each replica seen, with its highest sequence number.
+    pub(crate) fn tops(&self) -> impl Iterator<Item = (ReplicaId, u64)> + '_ {
+        self.ranges.iter().filter_map(|(&r, ranges)| ranges.last().map(|&(_, hi)| (r, hi)))
+    }
+
     /// The next dot `replica` writes with: after everything of it seen.
     pub fn next_dot(&self, replica: ReplicaId) -> Dot {
         Dot { replica, seq: self.max_seq(replica).saturating_add(1) }

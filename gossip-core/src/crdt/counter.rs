@@ -64,6 +64,13 @@ impl GCounter {
         self.counts.len()
     }
 
+    /// Each replica's count as its claim (`negative`: counts of decrements).
+    pub(crate) fn claims<'a>(&'a self, negative: bool, out: &mut Vec<super::claims::Claim<'a>>) {
+        for (&author, &count) in &self.counts {
+            out.push(super::claims::Claim { author, statement: super::claims::Statement::Count { negative, count } });
+        }
+    }
+
     /// The delta of `replica` adding `by` (a replica's own count stops at `u64::MAX`).
     pub fn increment(&self, replica: ReplicaId, by: u64) -> GCounter {
         let mut delta = GCounter::default();
@@ -197,6 +204,12 @@ impl PnCounter {
     /// The delta of `replica` adding `by`.
     pub fn increment(&self, replica: ReplicaId, by: u64) -> PnCounter {
         PnCounter { up: self.up.increment(replica, by), down: GCounter::default() }
+    }
+
+    /// Both counters' claims.
+    pub(crate) fn claims<'a>(&'a self, out: &mut Vec<super::claims::Claim<'a>>) {
+        self.up.claims(false, out);
+        self.down.claims(true, out);
     }
 
     /// The delta of `replica` subtracting `by`.

@@ -18,12 +18,14 @@
 //! No wall clock anywhere: the register orders writes by a Lamport counter and the replica
 //! id, so the core stays deterministic.
 
+pub(crate) mod claims;
 pub mod context;
 pub mod counter;
 pub mod delta_log;
 pub mod register;
 pub mod replication;
 pub mod set;
+pub mod signed;
 
 use std::fmt::Debug;
 
@@ -172,6 +174,14 @@ pub enum CrdtError {
         len: usize,
         /// Room in a datagram.
         max: usize,
+    },
+    /// With signed self-state, an update may write only as this node's own replica (or
+    /// repeat a claim of another replica that it holds signed): others' claims cannot be
+    /// signed here, so peers would refuse them.
+    #[error("with signed self-state, an update may write only as this node's replica, not as {replica:?}")]
+    NotOwnWrite {
+        /// The other replica the update wrote as.
+        replica: ReplicaId,
     },
     /// A register or set value is larger than the limit.
     #[error("value of {len} bytes exceeds the limit of {max}")]

@@ -125,6 +125,16 @@ impl MvRegister {
         MvRegister { entries: [(dot, ByteBuf::from(value))].into_iter().collect(), context }
     }
 
+    /// The values held, by dot (for claims).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&Dot, &[u8])> + '_ {
+        self.entries.iter().map(|(d, v)| (d, v.as_slice()))
+    }
+
+    /// The dots seen (for claims).
+    pub(crate) fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
     fn dots(&self) -> BTreeSet<Dot> {
         self.entries.keys().copied().collect()
     }

@@ -31,6 +31,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::delta_log::{DeltaLog, Interval, PeerAcks, MAX_PARTS};
+use super::signed::{ClaimAuthor, CrdtProof, ObjectProofs, ProvenPart};
 use super::{AnyCrdt, Crdt, CrdtError, CrdtKind, ReplicaId};
 use crate::dissemination::Priority;
 use crate::error::CommandError;
@@ -48,6 +49,10 @@ pub const BUCKETS: usize = 64;
 /// Objects up to this many datagrams go whole when they differ (a bucket comparison costs a
 /// round trip and a datagram of hashes, and saves little on a small object).
 const WHOLE_STATE_DATAGRAMS: usize = 4;
+
+/// With signed self-state, parts are first cut to this share of a datagram (a signature per
+/// claim is most of a signed part); those still too large with their proofs are cut again.
+const SIGNED_PART_SHARE: usize = 6;
 
 /// One object in a digest page.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -73,6 +78,8 @@ pub(crate) struct CrdtObject<A> {
     log: DeltaLog,
     /// Per peer, the change of ours it is known to hold everything up to.
     acks: PeerAcks<A>,
+    /// With signed self-state: the signatures of the state's claims.
+    pub(crate) proofs: ObjectProofs,
 }
 
 impl<A: Clone + PartialEq> CrdtObject<A> {
@@ -84,6 +91,7 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
             bucket_hashes: None,
             log: DeltaLog::default(),
             acks: PeerAcks::default(),
+            proofs: ObjectProofs::default(),
         }
     }
 
@@ -178,11 +186,18 @@ pub(crate) struct Crdts<A> {
     /// Where the next digest page starts.
     pub cursor: CompactString,
     pub rumors: CrdtRumors,
+    /// With signed self-state: who writes as each replica whose claims this node holds.
+    pub authors: BTreeMap<ReplicaId, ClaimAuthor>,
 }
 
 impl<A> Default for Crdts<A> {
     fn default() -> Self {
-        Crdts { objects: BTreeMap::new(), cursor: CompactString::default(), rumors: CrdtRumors::default() }
+        Crdts {
+            objects: BTreeMap::new(),
+            cursor: CompactString::default(),
+            rumors: CrdtRumors::default(),
+            authors: BTreeMap::new(),
+        }
     }
 }
 
@@ -264,52 +279,70 @@ impl<A: Address> Node<A> {
         let current = existing.and_then(|o| T::from_any(&o.state)).unwrap_or(&empty);
         let delta = mutate(current, self.replica_id());
         let any = delta.clone().into_any();
-        let message = Message::<A>::CrdtDelta { object: name.into(), delta: any.clone() };
+        let message = Message::<A>::CrdtDelta { object: name.into(), delta: any.clone(), proof: None };
         let len = crate::wire::codec::encoded_len(&message);
         let max = self.state_room();
         if len > max {
             return Err(CrdtError::DeltaTooLarge { len, max }.into());
         }
+        if let Some(replica) = self.unsigned_writer(name, &any) {
+            return Err(CrdtError::NotOwnWrite { replica }.into());
+        }
         let object = self.crdts.objects.entry(name.into()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(T::KIND)));
         if object.state.join(&any) == Some(true) {
             object.changed(&any, self.config.crdt_delta_log_bytes);
         }
+        self.sign_own_crdt(name, &any);
         self.queue_crdt_rumor(name.into(), any);
         Ok(delta)
     }
 
     /// Queues a delta for piggybacking, joined into the object's open rumor (one not sent
     /// yet) while that stays small (a quarter of a datagram, so that rumors fit beside other
-    /// traffic).
+    /// traffic). With signing, the delta goes with its proof, in parts if it does not fit a
+    /// datagram with it.
     fn queue_crdt_rumor(&mut self, object: CompactString, delta: AnyCrdt) {
         if self.config.state_retransmit_mult == 0 {
             return;
         }
-        let cap = self.state_room() / 4;
-        let encode = |object: &CompactString, delta: &AnyCrdt| {
+        let room = self.state_room();
+        let parts = self.prove_parts(&object, vec![delta], room.saturating_sub(object.len() + 16)).0;
+        for (delta, proof) in parts {
+            self.queue_proven_rumor(object.clone(), delta, proof, room / 4);
+        }
+    }
+
+    fn queue_proven_rumor(&mut self, object: CompactString, delta: AnyCrdt, proof: Option<Box<CrdtProof>>, cap: usize) {
+        let encode = |object: &CompactString, delta: &AnyCrdt, proof: Option<Box<CrdtProof>>| {
             let mut out = Vec::new();
             crate::wire::codec::encode_message(
                 &mut out,
-                &Message::<A>::CrdtDelta { object: object.clone(), delta: delta.clone() },
+                &Message::<A>::CrdtDelta { object: object.clone(), delta: delta.clone(), proof },
             );
             out
         };
-        let rumors = &mut self.crdts.rumors;
-        let delta_len = postcard::experimental::serialized_size(&delta).unwrap_or(usize::MAX);
-        if let Some((id, open)) = rumors.open.get_mut(&object) {
-            let key = (object.clone(), *id);
-            let held = rumors.encoded.get(&key).map(Vec::len);
-            // A join is never larger than its two sides together.
-            if held.is_some_and(|len| len.saturating_add(delta_len) <= cap) && open.join(&delta).is_some() {
-                let message = encode(&object, open);
-                rumors.put(key, message);
+        let delta_len = encoded_size(&delta).saturating_add(encoded_size(&proof));
+        if let Some(&(id, _)) = self.crdts.rumors.open.get(&object) {
+            let key = (object.clone(), id);
+            let held = self.crdts.rumors.encoded.get(&key).map(Vec::len);
+            // A join is never larger than its two sides together (nor its proof).
+            let joined = held.is_some_and(|len| len.saturating_add(delta_len) <= cap)
+                && self.crdts.rumors.open.get_mut(&object).is_some_and(|(_, open)| open.join(&delta).is_some());
+            if let Some((_, open)) = self.crdts.rumors.open.get(&object).filter(|_| joined) {
+                let Ok(proof) = self.prove_crdt(&object, open) else {
+                    self.metrics.crdt_unprovable += 1; // not expected: both sides were proven
+                    return;
+                };
+                let message = encode(&object, open, proof);
+                self.crdts.rumors.put(key, message);
                 self.evict_crdt_rumors();
                 return;
             }
         }
+        let rumors = &mut self.crdts.rumors;
         rumors.next_id += 1;
         let key = (object.clone(), rumors.next_id);
-        let message = encode(&object, &delta);
+        let message = encode(&object, &delta, proof);
         rumors.put(key.clone(), message);
         rumors.open.insert(object, (rumors.next_id, delta));
         if let Some(evicted) = self.dissemination.crdts.push(key, Priority::Routine) {
@@ -343,7 +376,7 @@ impl<A: Address> Node<A> {
     /// Joins a state (a delta, an interval or a piece) from a peer into object `name`.
     /// Objects of another type, malformed states and objects past the limit are refused and
     /// counted.
-    fn join_remote(&mut self, name: CompactString, state: AnyCrdt) -> Joined {
+    fn join_remote(&mut self, name: CompactString, state: AnyCrdt, proof: Option<&CrdtProof>) -> Joined {
         if !valid_object_name(&name) || !state.is_well_formed() {
             self.metrics.crdt_refused += 1;
             return Joined::Refused;
@@ -352,6 +385,14 @@ impl<A: Address> Node<A> {
             self.metrics.crdt_refused += 1;
             return Joined::Refused;
         }
+        if self.crdts.objects.get(&name).is_some_and(|o| o.state.kind() != state.kind()) {
+            self.metrics.crdt_refused += 1;
+            return Joined::Refused;
+        }
+        let Some(verified) = self.verify_crdt(&name, &state, proof) else {
+            self.metrics.forged_crdt_states += 1;
+            return Joined::Refused;
+        };
         let object =
             self.crdts.objects.entry(name.clone()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(state.kind())));
         // Only the parts that were new: a rumor that joined many deltas mostly carries what we
@@ -360,14 +401,18 @@ impl<A: Address> Node<A> {
             self.metrics.crdt_refused += 1; // another type than the object
             return Joined::Refused;
         };
-        let Some(news) = news else { return Joined::Unchanged };
+        let Some(news) = news else {
+            self.keep_crdt_proofs(&name, verified);
+            return Joined::Unchanged;
+        };
         object.changed(&news, self.config.crdt_delta_log_bytes);
+        self.keep_crdt_proofs(&name, verified);
         self.events.push_back(Event::CrdtChanged { object: name });
         Joined::News(news)
     }
 
-    pub(crate) fn on_crdt_delta(&mut self, object: CompactString, delta: AnyCrdt) {
-        if let Joined::News(news) = self.join_remote(object.clone(), delta) {
+    pub(crate) fn on_crdt_delta(&mut self, object: CompactString, delta: AnyCrdt, proof: Option<&CrdtProof>) {
+        if let Joined::News(news) = self.join_remote(object.clone(), delta, proof) {
             self.queue_crdt_rumor(object, news); // news to us: pass it on
         }
     }
@@ -380,12 +425,13 @@ impl<A: Address> Node<A> {
         object: CompactString,
         (send, part, parts): (u32, u8, u8),
         delta: AnyCrdt,
+        proof: Option<&CrdtProof>,
     ) {
         if part >= parts || usize::from(parts) > MAX_PARTS {
             self.metrics.crdt_refused += 1;
             return;
         }
-        if let Joined::Refused = self.join_remote(object.clone(), delta) {
+        if let Joined::Refused = self.join_remote(object.clone(), delta, proof) {
             return;
         }
         let message = Message::CrdtAck { object, send, part };
@@ -460,22 +506,30 @@ impl<A: Address> Node<A> {
             if budget == 0 {
                 break;
             }
-            let Some(object) = self.crdts.objects.get_mut(name) else { continue };
             let piece_room = room.saturating_sub(name.len() + 32);
-            match object.interval_for(from, piece_room) {
+            // With signing, parts carry a signature per claim: start from smaller parts.
+            let part_room = if self.signed.is_some() { piece_room / SIGNED_PART_SHARE } else { piece_room };
+            let Some(object) = self.crdts.objects.get_mut(name) else { continue };
+            let interval = object.interval_for(from, part_room);
+            match interval {
                 Some(None) => continue, // nothing the peer lacks from us
-                Some(Some((parts, seq))) if parts.len() <= MAX_PARTS.min(budget) => {
-                    self.metrics.crdt_intervals_sent += 1;
-                    self.send_crdt_interval(from, name, (seq, false), parts, &mut budget);
-                    continue;
+                Some(Some((parts, seq))) => {
+                    let (parts, complete) = self.prove_parts(name, parts, piece_room);
+                    if complete && parts.len() <= MAX_PARTS.min(budget) {
+                        self.metrics.crdt_intervals_sent += 1;
+                        self.send_crdt_interval(from, name, (seq, false), parts, &mut budget);
+                        continue;
+                    }
                 }
-                _ => {}
+                None => {}
             }
-            if object.encoded_len() <= piece_room * WHOLE_STATE_DATAGRAMS {
+            let Some(object) = self.crdts.objects.get_mut(name) else { continue };
+            if object.encoded_len() <= part_room * WHOLE_STATE_DATAGRAMS {
                 // A small object goes whole: as the interval of every change so far, so that the
                 // peer's acknowledgements tell what it holds from now on.
-                let (pieces, seq) = (object.state.split(piece_room), object.log.seq());
-                if pieces.len() <= MAX_PARTS {
+                let (pieces, seq) = (object.state.split(part_room), object.log.seq());
+                let (pieces, complete) = self.prove_parts(name, pieces, piece_room);
+                if complete && pieces.len() <= MAX_PARTS {
                     let sent = self.send_crdt_interval(from, name, (seq, true), pieces, &mut budget);
                     self.metrics.crdt_pieces_sent += sent;
                 } else {
@@ -496,8 +550,14 @@ impl<A: Address> Node<A> {
         }
     }
 
-    pub(crate) fn on_crdt_state(&mut self, _now: Instant, object: CompactString, piece: AnyCrdt) {
-        self.join_remote(object, piece);
+    pub(crate) fn on_crdt_state(
+        &mut self,
+        _now: Instant,
+        object: CompactString,
+        piece: AnyCrdt,
+        proof: Option<&CrdtProof>,
+    ) {
+        self.join_remote(object, piece, proof);
     }
 
     /// A peer's bucket hashes of a large object: send the buckets that differ (in pieces),
@@ -514,8 +574,10 @@ impl<A: Address> Node<A> {
         let differing: Vec<usize> =
             mine.bucket_hashes().iter().zip(&hashes).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
         let my_hashes = reply.then(|| mine.bucket_hashes().to_vec());
+        let part_room = if self.signed.is_some() { room / SIGNED_PART_SHARE } else { room };
         let pieces: Vec<AnyCrdt> =
-            mine.state.some_buckets(BUCKETS, &differing).iter().flat_map(|b| b.split(room)).collect();
+            mine.state.some_buckets(BUCKETS, &differing).iter().flat_map(|b| b.split(part_room)).collect();
+        let pieces = self.prove_parts(&object, pieces, room).0;
         let mut budget = self.config.state_sync_datagrams;
         if let Some(hashes) = my_hashes {
             budget -= 1;
@@ -533,34 +595,34 @@ impl<A: Address> Node<A> {
         to: &A,
         name: &CompactString,
         (seq, whole): (u64, bool),
-        parts: Vec<AnyCrdt>,
+        parts: Vec<ProvenPart>,
         budget: &mut usize,
     ) -> u64 {
         let mut sent = 0;
         let count = u8::try_from(parts.len().min(MAX_PARTS)).unwrap_or(u8::MAX);
         let Some(object) = self.crdts.objects.get_mut(name) else { return 0 };
         let send = object.acks.sent(to, seq, count, whole);
-        for (part, delta) in (0..count).zip(parts) {
+        for (part, (delta, proof)) in (0..count).zip(parts) {
             if *budget == 0 {
                 break;
             }
             *budget -= 1;
             sent += 1;
-            let message = Message::CrdtInterval { object: name.clone(), send, part, parts: count, delta };
+            let message = Message::CrdtInterval { object: name.clone(), send, part, parts: count, delta, proof };
             self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
         }
         sent
     }
 
     /// Sends pieces of an object's state while the burst allows.
-    fn send_crdt_pieces(&mut self, to: &A, object: &CompactString, pieces: Vec<AnyCrdt>, budget: &mut usize) {
-        for piece in pieces {
+    fn send_crdt_pieces(&mut self, to: &A, object: &CompactString, pieces: Vec<ProvenPart>, budget: &mut usize) {
+        for (piece, proof) in pieces {
             if *budget == 0 {
                 break;
             }
             *budget -= 1;
             self.metrics.crdt_pieces_sent += 1;
-            let message = Message::CrdtState { object: object.clone(), piece };
+            let message = Message::CrdtState { object: object.clone(), piece, proof };
             self.outbox.push_back(Outgoing { dest: to.clone(), messages: vec![message], piggyback: false });
         }
     }
@@ -574,4 +636,8 @@ enum Joined {
     Unchanged,
     /// These parts were new here.
     News(AnyCrdt),
+}
+
+fn encoded_size<T: Serialize>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
 }

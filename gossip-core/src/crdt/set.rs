@@ -73,6 +73,16 @@ impl AwSet {
         AwSet { entries: BTreeMap::new(), context }
     }
 
+    /// The elements with their dots (for claims).
+    pub(crate) fn entries(&self) -> impl Iterator<Item = (&[u8], &BTreeSet<Dot>)> + '_ {
+        self.entries.iter().map(|(e, d)| (e.as_slice(), d))
+    }
+
+    /// The dots seen (for claims).
+    pub(crate) fn context(&self) -> &CausalContext {
+        &self.context
+    }
+
     fn dots(&self) -> BTreeSet<Dot> {
         self.entries.values().flatten().copied().collect()
     }

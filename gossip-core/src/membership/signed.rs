@@ -81,6 +81,29 @@ impl<A: Address> Node<A> {
         }
     }
 
+    /// Whether `key` may speak for `name`: `Some(true)` if it is the key bound to the name,
+    /// `Some(false)` if the name has no key yet and trust is on first use (pin it with
+    /// [`Node::pin_key`] once a signature by it verifies), `None` otherwise.
+    pub(crate) fn key_binding(&self, name: &str, key: &PublicKey) -> Option<bool> {
+        let s = self.signed.as_ref()?;
+        match self.key_of(name) {
+            Some(bound) => (bound == *key).then_some(true),
+            None => matches!(s.trust, Trust::FirstUse).then_some(false),
+        }
+    }
+
+    /// Binds `key` to `name` under trust on first use, if the name has no key yet and the
+    /// pins are not full.
+    pub(crate) fn pin_key(&mut self, name: &str, key: PublicKey) {
+        if self.key_of(name).is_some() {
+            return;
+        }
+        let Some(s) = self.signed.as_mut() else { return };
+        if matches!(s.trust, Trust::FirstUse) && s.pinned.len() < s.max_pins {
+            s.pinned.insert(name.into(), key);
+        }
+    }
+
     /// Whether `record` carries its member's valid proof (always true without signing). A
     /// first valid key for a name is pinned under trust on first use.
     pub(crate) fn check_claim(&mut self, record: &MemberRecord<A>) -> bool {

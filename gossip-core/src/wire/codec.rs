@@ -13,7 +13,7 @@ use thiserror::Error;
 use super::message::Message;
 
 /// Wire protocol version written by this build.
-pub const PROTOCOL_VERSION: u8 = 4;
+pub const PROTOCOL_VERSION: u8 = 5;
 
 /// Why a datagram was dropped on arrival. Every drop is also counted in the metrics.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]

@@ -215,6 +215,9 @@ pub enum Message<A> {
         object: CompactString,
         /// The delta.
         delta: crate::crdt::AnyCrdt,
+        /// With signed self-state: the signatures of the state's claims (see
+        /// [`crate::crdt::signed`]); `None` otherwise.
+        proof: Option<Box<crate::crdt::signed::CrdtProof>>,
     },
     /// CRDT anti-entropy opening: a hash over every object's state. Equal hashes end it.
     CrdtSyn {
@@ -257,6 +260,9 @@ pub enum Message<A> {
         object: CompactString,
         /// The piece.
         piece: crate::crdt::AnyCrdt,
+        /// With signed self-state: the signatures of the state's claims (see
+        /// [`crate::crdt::signed`]); `None` otherwise.
+        proof: Option<Box<crate::crdt::signed::CrdtProof>>,
     },
     /// Part of a delta interval: every change of the sender's object after the last one the
     /// receiver is known to hold (or all of them: the whole state), up to change `seq`, in
@@ -272,6 +278,9 @@ pub enum Message<A> {
         parts: u8,
         /// This part of the join of the changes.
         delta: crate::crdt::AnyCrdt,
+        /// With signed self-state: the signatures of the state's claims (see
+        /// [`crate::crdt::signed`]); `None` otherwise.
+        proof: Option<Box<crate::crdt::signed::CrdtProof>>,
     },
     /// Part `part` of the [`Message::CrdtInterval`] transmission `send` arrived: once every
     /// part has, the receiver holds the sender's changes up to the interval's last.

@@ -48,6 +48,7 @@ const SELF_CLAIM: &str = "gossip/self-claim/v1";
 const ACCUSATION: &str = "gossip/accusation/v1";
 const KV_WRITE: &str = "gossip/kv-write/v1";
 const KV_HEAD: &str = "gossip/kv-head/v1";
+const CRDT_CLAIM: &str = "gossip/crdt-claim/v1";
 
 /// Why a key pair or public key was refused.
 #[derive(Debug, Clone, PartialEq, Eq, Error)]
@@ -253,7 +254,32 @@ pub(crate) fn kv_head_bytes(label: &str, node: &str, generation: u64, version: u
     postcard::to_allocvec(&(KV_HEAD, label, node, generation, version, root)).unwrap_or_default()
 }
 
+/// The bytes a replica's author signs for one claim of its own about CRDT object `object`
+/// (see [`crate::crdt::signed`]): the object, its type and the replica are part of it, so a
+/// signature is good for that statement only.
+pub(crate) fn crdt_claim_bytes(
+    label: &str,
+    object: &str,
+    kind: crate::crdt::CrdtKind,
+    replica: crate::crdt::ReplicaId,
+    statement: &crate::crdt::claims::Statement<'_>,
+) -> Vec<u8> {
+    postcard::to_allocvec(&(CRDT_CLAIM, label, object, kind, replica, statement)).unwrap_or_default()
+}
+
 impl Keypair {
+    /// This key pair's signature over one of its replica's claims about a CRDT object.
+    pub(crate) fn sign_crdt_claim(
+        &self,
+        label: &str,
+        object: &str,
+        kind: crate::crdt::CrdtKind,
+        replica: crate::crdt::ReplicaId,
+        statement: &crate::crdt::claims::Statement<'_>,
+    ) -> Signature {
+        self.sign(&crdt_claim_bytes(label, object, kind, replica, statement))
+    }
+
     /// This key pair's signature over the hash `root` of its own live keys at `version`.
     pub fn sign_head(&self, label: &str, node: &str, generation: u64, version: u64, root: &[u8; 32]) -> Signature {
         self.sign(&kv_head_bytes(label, node, generation, version, root))
@@ -320,6 +346,19 @@ pub(crate) fn verify_head(
     key: &PublicKey,
 ) -> bool {
     key.verifies(&kv_head_bytes(label, node, generation, version, root), sig)
+}
+
+/// Whether `sig` is `key`'s signature over a replica's claim about a CRDT object.
+pub(crate) fn verify_crdt_claim(
+    label: &str,
+    object: &str,
+    kind: crate::crdt::CrdtKind,
+    replica: crate::crdt::ReplicaId,
+    statement: &crate::crdt::claims::Statement<'_>,
+    key: &PublicKey,
+    sig: &Signature,
+) -> bool {
+    key.verifies(&crdt_claim_bytes(label, object, kind, replica, statement), sig)
 }
 
 fn parse_hex32(hex: &str) -> Result<[u8; 32], SigningError> {
