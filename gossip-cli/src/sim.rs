@@ -169,6 +169,10 @@ pub struct SimArgs {
     /// crdt: only the counter, no set edits.
     #[arg(long)]
     counter_only: bool,
+    /// crdt: nodes sign self-state and every CRDT claim (Ed25519, keys derived from node
+    /// numbers: for measurement only); the cluster forms by a real join first.
+    #[arg(long)]
+    signed: bool,
     /// crdt: form the cluster by a real join through one seed before the updates (leaner in
     /// memory at 10,000 nodes than starting from an already-converged membership).
     #[arg(long)]
@@ -292,6 +296,7 @@ pub fn run(args: SimArgs) -> Result<(), String> {
                 with_set: !args.counter_only,
                 join_first: args.join_first,
                 steady: args.steady_s.map(|secs| (secs, args.updates_per_s)),
+                signed: args.signed,
             };
             let r = scenarios::crdt(&common, options, tick);
             let mut lines = vec![Line { name: "counter".into(), points: r.curve.iter().map(|c| (c.0, c.1)).collect() }];

@@ -37,7 +37,7 @@ fn antientropy_curve_rises_and_ends_in_sync() {
 fn crdt_curve_ends_with_every_replica_settled() {
     let r = scenarios::crdt(
         &common(30, 0.1),
-        scenarios::CrdtOptions { ops_per_node: 3, with_set: true, join_first: false, steady: None },
+        scenarios::CrdtOptions { ops_per_node: 3, with_set: true, join_first: false, steady: None, signed: false },
         |_| {},
     );
     assert!(r.exact);

@@ -203,3 +203,108 @@ fn signed_key_values_converge_through_overwrites_deletions_and_a_reset_vouched_f
         assert_eq!(sim.node(id).map(|n| n.metrics().forged_writes), Some(0), "honest traffic is never refused");
     }
 }
+
+#[test]
+fn forged_crdt_claims_from_a_rogue_member_change_no_honest_replica() {
+    // Honest members count and add set elements while a rogue member, for a virtual minute,
+    // sends them counts and removes in their names: re-keyed (its own key under a victim's
+    // name), badly signed (a signature over something else under the victim's real key) and
+    // unsigned. Every honest replica ends with exactly the honest writes (and the rogue's own
+    // legitimate ones), and every forgery is refused.
+    use gossip_core::crdt::signed::{ClaimAuthor, ClaimSignature, CrdtProof};
+    use gossip_core::crdt::{AwSet, Crdt, GCounter, ReplicaId};
+    let n = 20;
+    let mut sim = Sim::new(41, NetConfig { loss: 0.02, ..NetConfig::default() });
+    let ids: Vec<NodeId> = (0..n)
+        .map(|i| sim.add_node(format!("n{i}"), Config { signing: Some(Signing::new(keypair(i))), ..Config::lan() }))
+        .collect();
+    for &id in &ids[1..] {
+        sim.join(id, &[ids[0]]);
+    }
+    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    let (rogue, rogue_name, rogue_key) = (ids[n - 1], format!("n{}", n - 1), keypair(n - 1));
+    let label = Config::lan().cluster_label;
+    let honest: Vec<NodeId> = ids[..n - 1].to_vec();
+    let mut rng = ChaCha8Rng::seed_from_u64(9);
+    let mut total = 0u128;
+    let mut elements = 0;
+    for step in 0..240 {
+        // Honest writes: a count and a set element now and then.
+        let writer = honest[rng.random_range(0..honest.len())];
+        let node = sim.node_mut(writer).expect("node");
+        node.update_crdt::<GCounter>("hits", |c, me| c.increment(me, 1)).expect("count");
+        node.update_crdt::<AwSet>("tags", |s, me| s.add(me, format!("e{step}").into_bytes())).expect("add");
+        total += 1;
+        elements += 1;
+        if step % 40 == 0 {
+            // The rogue's own writes are its right: they count.
+            let own = sim.node_mut(rogue).expect("rogue");
+            own.update_crdt::<GCounter>("hits", |c, me| c.increment(me, 1)).expect("count");
+            total += 1;
+        }
+        sim.run_for(Duration::from_millis(250));
+
+        let victim = rng.random_range(0..n - 1);
+        let victim_name = format!("n{victim}");
+        let replica = ReplicaId::new(&victim_name, sim.node(ids[victim]).expect("node").self_record().generation);
+        let generation = sim.node(ids[victim]).expect("node").self_record().generation;
+        let counts = GCounter::default().increment(replica, 1_000_000).into_any();
+        // Cancel the victim's next thousand adds: a context claiming its future dots.
+        let mut future = AwSet::default();
+        for k in 0..1000 {
+            let add = future.add(replica, vec![k as u8]);
+            future.join(&add);
+            let remove = future.remove(&[k as u8]);
+            future.join(&remove);
+        }
+        let some_sig = rogue_key.accuse(&label, &sim.node(rogue).expect("rogue").self_record(), &rogue_name);
+        let proof = |key: &Keypair, issued: Option<u64>| CrdtProof {
+            authors: vec![ClaimAuthor { name: victim_name.as_str().into(), generation, key: key.public_key() }],
+            signatures: vec![ClaimSignature { issued, sig: some_sig }],
+        };
+        let messages: [Message<NodeId>; 5] = [
+            Message::CrdtDelta {
+                object: "hits".into(),
+                delta: counts.clone(),
+                proof: Some(Box::new(proof(&rogue_key, None))),
+            },
+            Message::CrdtDelta {
+                object: "hits".into(),
+                delta: counts.clone(),
+                proof: Some(Box::new(proof(&keypair(victim), None))),
+            },
+            Message::CrdtDelta { object: "hits".into(), delta: counts, proof: None },
+            Message::CrdtDelta {
+                object: "tags".into(),
+                delta: future.clone().into_any(),
+                proof: Some(Box::new(proof(&keypair(victim), Some(1000)))),
+            },
+            Message::CrdtDelta {
+                object: "tags".into(),
+                delta: future.into_any(),
+                proof: Some(Box::new(proof(&rogue_key, Some(1000)))),
+            },
+        ];
+        let dest = honest[rng.random_range(0..honest.len())];
+        let bytes = codec::encode_datagram(&label, &rogue_name, &messages);
+        let now = sim.now();
+        let _ = sim.node_mut(dest).map(|node| node.handle_message(now, rogue, &bytes));
+        sim.poke(dest);
+    }
+    let settled = |s: &Sim| {
+        honest.iter().all(|&i| {
+            let node = s.node(i).expect("node");
+            node.crdt::<GCounter>("hits").map_or(0, GCounter::value) == total
+                && node.crdt::<AwSet>("tags").map_or(0, AwSet::len) == elements
+        })
+    };
+    assert!(
+        sim.run_until_cond(Duration::from_millis(500), Duration::from_secs(60), settled),
+        "honest replicas hold exactly the honest writes and the rogue's own"
+    );
+    let forged: u64 = honest.iter().filter_map(|&i| sim.node(i)).map(|n| n.metrics().forged_crdt_states).sum();
+    let unprovable: u64 = honest.iter().filter_map(|&i| sim.node(i)).map(|n| n.metrics().crdt_unprovable).sum();
+    eprintln!("forged CRDT states refused {forged}, unprovable parts {unprovable}");
+    assert_eq!(forged, 240 * 5, "every forgery refused");
+    assert_eq!(unprovable, 0, "honest nodes prove everything they hold");
+}

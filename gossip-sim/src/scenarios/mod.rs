@@ -81,3 +81,19 @@ pub(crate) fn new_cluster(seed: u64, common: &Common, config: &Config) -> (Sim, 
     let ids = (0..common.nodes).map(|i| sim.add_node(format!("n{i}"), config.clone())).collect();
     (sim, ids)
 }
+
+/// [`new_cluster`] with signed self-state: node `i` signs with a key derived from `i` (for
+/// measurement only: such keys are guessable).
+pub(crate) fn new_signed_cluster(seed: u64, common: &Common, config: &Config) -> (Sim, Vec<NodeId>) {
+    use gossip_core::wire::signing::{Keypair, Signing};
+    let mut sim = Sim::new(seed, common.net());
+    let ids = (0..common.nodes)
+        .map(|i| {
+            let mut secret = [0x5a; 32];
+            secret[..8].copy_from_slice(&(i as u64).to_le_bytes());
+            let signing = Some(Signing::new(Keypair::from_secret(secret)));
+            sim.add_node(format!("n{i}"), Config { signing, ..config.clone() })
+        })
+        .collect();
+    (sim, ids)
+}

@@ -278,6 +278,8 @@ pub struct CrdtResult {
     pub runs: usize,
     /// Counter increments and set edits per node.
     pub ops_per_node: usize,
+    /// Whether nodes signed self-state and CRDT claims.
+    pub signed: bool,
     /// Whether, in every run, every replica's counter equals the true total and every
     /// replica's set is the same.
     pub exact: bool,
@@ -372,6 +374,9 @@ pub struct CrdtOptions {
     /// After convergence, (seconds, counter increments per second across the cluster) of a
     /// steady phase: what repair costs while updates trickle in.
     pub steady: Option<(f64, f64)>,
+    /// Whether nodes sign self-state and CRDT claims (Ed25519); the cluster then forms by a
+    /// real join (the membership handed over at once carries no proofs).
+    pub signed: bool,
 }
 
 /// `gossip sim crdt`: in a converged cluster every node, `ops_per_node` times over a second,
@@ -385,7 +390,8 @@ pub struct CrdtOptions {
 /// updates start.
 pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usize)) -> CrdtResult {
     use gossip_core::crdt::{AwSet, Crdt, PnCounter};
-    let CrdtOptions { ops_per_node, with_set, join_first, steady } = options;
+    let CrdtOptions { ops_per_node, with_set, join_first, steady, signed } = options;
+    let join_first = join_first || signed;
     let (mut steady_rate, mut steady_exact) = (Vec::new(), true);
     let wall = Instant::now();
     let (mut exact, mut times) = (true, Vec::new());
@@ -394,7 +400,11 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
     let mut curve = Vec::new();
     for run in 0..common.runs {
         let seed = common.seed + run as u64;
-        let (mut sim, ids) = new_cluster(seed, common, &common.config);
+        let (mut sim, ids) = if signed {
+            super::new_signed_cluster(seed, common, &common.config)
+        } else {
+            new_cluster(seed, common, &common.config)
+        };
         sim.record_trace(false);
         if join_first {
             for &id in &ids[1..] {
@@ -508,6 +518,7 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
         nodes: common.nodes,
         runs: common.runs,
         ops_per_node,
+        signed,
         exact,
         converge_s: mean_sd(&times).0,
         converge_s_max: times.iter().copied().fold(f64::NAN, f64::max),
