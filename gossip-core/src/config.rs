@@ -222,8 +222,9 @@ pub struct Config {
     /// `GossipVerifyOutgoing`)
     pub seal_mode: crate::wire::security::SealMode,
     /// Signed self-state (Ed25519; see [`crate::wire::signing`]): what a member says about
-    /// itself is signed, accusations name and are signed by their accuser and are limited per
-    /// accuser. Every member of the cluster must sign once one does. `None`: unsigned.
+    /// itself (its record, key/values and CRDT claims) is signed, accusations name and are
+    /// signed by their accuser and are limited per accuser. Every member of the cluster must
+    /// sign once one does. `None`: unsigned.
     pub signing: Option<crate::wire::signing::Signing>,
     /// Most datagrams accepted from one source address per second; more are dropped before
     /// they are opened or decoded, and counted. `None`: no limit. Honest peers send a few per

@@ -8,7 +8,7 @@
 //!   `CrdtSyn` hash of every object's state on a probe ping (in sync: one number), then on a
 //!   mismatch a digest page of (object, state hash). For each object whose hashes differ:
 //!   - if the peer is known to hold everything up to some change of ours and the object's
-//!     [`DeltaLog`](super::delta_log::DeltaLog) still reaches back there, the delta interval
+//!     [`DeltaLog`] still reaches back there, the delta interval
 //!     since (`CrdtInterval` parts, each acknowledged by a `CrdtAck`): what the peer lacks
 //!     from us; nothing at all if nothing changed since (the difference is on the peer's
 //!     side, and its own leg of the exchange repairs it);

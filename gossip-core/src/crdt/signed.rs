@@ -1,6 +1,6 @@
 //! Signed CRDT claims (with [`crate::Config::signing`]): no member can write in another's name.
 //!
-//! Every part of a CRDT state is a claim of one replica ([`super::claims`]): its count, its
+//! Every part of a CRDT state is a claim of one replica (see the claims module): its count, its
 //! register write, its dot and the value under it, and, in a causal context, the dots it
 //! issued. The author of a replica is the member whose name and life hash to the replica id,
 //! and it signs each claim it makes (a count or a dot as it writes it; each new dot also as

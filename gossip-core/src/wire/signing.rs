@@ -14,6 +14,10 @@
 //! only shows once the head vouches for the result, so a rogue member can neither leave a
 //! write out nor empty another node's keys (see [`crate::antientropy::store`]).
 //!
+//! CRDT states are signed claim by claim: each replica's count, register write and dot is
+//! signed by the member writing as that replica, and a causal context's dots of a replica by
+//! that replica's signed mark of the dots it issued (see [`crate::crdt::signed`]).
+//!
 //! Keys are bound to member names by [`Trust`]: trust on first use (the first valid key seen
 //! for a name is pinned for the node's lifetime) or a configured list.
 //!
