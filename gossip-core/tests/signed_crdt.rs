@@ -191,3 +191,42 @@ fn forged_causal_context_cannot_cancel_another_members_future_adds() {
         assert!(!net.nodes[i].crdt::<AwSet>("s").is_some_and(|s| s.contains(b"a")), "n{i} saw the remove");
     }
 }
+
+#[test]
+fn an_update_too_large_to_send_with_its_signature_is_refused() {
+    let mut net = signed_net(2, |_| Config::local());
+    let mtu = net.nodes[0].config().mtu;
+    let big = vec![7u8; mtu - 200];
+    let err = net.nodes[0].update_crdt::<LwwRegister>("r", |r, me| r.set(me, big.clone())).expect_err("too large");
+    assert!(matches!(err, CommandError::Crdt(CrdtError::DeltaTooLarge { .. })), "{err:?}");
+    assert!(net.nodes[0].crdt::<LwwRegister>("r").is_none(), "nothing changed");
+    let mut plain = Net::new(vec![Config::local(), Config::local()]);
+    plain.nodes[0].update_crdt::<LwwRegister>("r", |r, me| r.set(me, big.clone())).expect("fits unsigned");
+    // A value that fits with its proof is taken, and arrives.
+    let fits = vec![7u8; mtu - 400];
+    net.nodes[0].update_crdt::<LwwRegister>("r", |r, me| r.set(me, fits.clone())).expect("fits signed");
+    net.run(Duration::from_secs(5), &mut pass);
+    assert_eq!(net.nodes[1].crdt::<LwwRegister>("r").and_then(LwwRegister::value), Some(&fits[..]));
+}
+
+#[test]
+fn a_restarted_signed_node_writes_as_a_new_life_and_gets_its_old_counts_back() {
+    let mut net = signed_net(3, |_| Config::local());
+    net.nodes[2].update_crdt::<GCounter>("c", |c, me| c.increment(me, 5)).expect("count");
+    net.run(Duration::from_secs(5), &mut pass);
+    // n2 restarts: a new life (a new replica), the same key; it relearns its old life's
+    // count, which it cannot sign, from the others' proofs.
+    let config = Config { signing: Some(Signing::new(keypair(2))), ..Config::local() };
+    let now = net.now;
+    let identity = gossip_core::Identity { name: "n2".into(), addr: 3, generation: 2 };
+    net.nodes[2] = gossip_core::Node::new(config, identity, 99, now).expect("node");
+    net.nodes[2].join(now, vec![1]);
+    net.run(Duration::from_secs(10), &mut pass);
+    net.nodes[2].update_crdt::<GCounter>("c", |c, me| c.increment(me, 1)).expect("count");
+    net.run(Duration::from_secs(10), &mut pass);
+    for (i, node) in net.nodes.iter().enumerate() {
+        assert_eq!(node.crdt::<GCounter>("c").map(GCounter::value), Some(6), "n{i}: both lives count");
+        let m = node.metrics();
+        assert_eq!((m.forged_crdt_states, m.crdt_unprovable), (0, 0), "n{i}");
+    }
+}

@@ -41,14 +41,24 @@ pub use set::AwSet;
 
 /// One life of one node as a writer (from its name and generation): a restarted node writes
 /// as a new replica, so its old contributions stay counted and never collide with new ones.
-/// 64-bit hashes: a collision among a cluster's replicas has odds of about n²/2⁶⁵.
+/// 64 bits of SHA-256: a collision among a cluster's replicas has odds of about n²/2⁶⁵, and
+/// nobody can pick a name and generation that land on another's replica (with signed
+/// self-state, that would let a member sign claims for another's replica).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct ReplicaId(pub u64);
 
 impl ReplicaId {
     /// The replica id of node `name` in `generation`.
     pub fn new(name: &str, generation: u64) -> Self {
-        ReplicaId(xxhash_rust::xxh3::xxh3_64_with_seed(name.as_bytes(), generation))
+        use sha2::{Digest, Sha256};
+        let mut h = Sha256::new();
+        h.update(b"gossip/replica/v1\0");
+        h.update(generation.to_le_bytes());
+        h.update(name.as_bytes());
+        let digest = h.finalize();
+        let mut first = [0u8; 8];
+        first.copy_from_slice(&digest[..8]);
+        ReplicaId(u64::from_le_bytes(first))
     }
 }
 

@@ -31,7 +31,7 @@ use rand::Rng;
 use serde::{Deserialize, Serialize};
 
 use super::delta_log::{DeltaLog, Interval, PeerAcks, MAX_PARTS};
-use super::signed::{ClaimAuthor, CrdtProof, ObjectProofs, ProvenPart};
+use super::signed::{CrdtAuthors, CrdtProof, ObjectProofs, ProvenPart, Refusal};
 use super::{AnyCrdt, Crdt, CrdtError, CrdtKind, ReplicaId};
 use crate::dissemination::Priority;
 use crate::error::CommandError;
@@ -187,7 +187,7 @@ pub(crate) struct Crdts<A> {
     pub cursor: CompactString,
     pub rumors: CrdtRumors,
     /// With signed self-state: who writes as each replica whose claims this node holds.
-    pub authors: BTreeMap<ReplicaId, ClaimAuthor>,
+    pub authors: CrdtAuthors,
 }
 
 impl<A> Default for Crdts<A> {
@@ -196,7 +196,7 @@ impl<A> Default for Crdts<A> {
             objects: BTreeMap::new(),
             cursor: CompactString::default(),
             rumors: CrdtRumors::default(),
-            authors: BTreeMap::new(),
+            authors: CrdtAuthors::default(),
         }
     }
 }
@@ -288,6 +288,17 @@ impl<A: Address> Node<A> {
         if let Some(replica) = self.unsigned_writer(name, &any) {
             return Err(CrdtError::NotOwnWrite { replica }.into());
         }
+        if self.signed.is_some() {
+            // Signed, each smallest part must fit a datagram with its proof (in the room every
+            // path leaves a part: the rumor's and anti-entropy's).
+            let room = max.saturating_sub(name.len() + 32);
+            for part in any.split(1) {
+                let len = encoded_size(&part).saturating_add(self.proof_bytes_bound(&part));
+                if len > room {
+                    return Err(CrdtError::DeltaTooLarge { len, max: room }.into());
+                }
+            }
+        }
         let object = self.crdts.objects.entry(name.into()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(T::KIND)));
         if object.state.join(&any) == Some(true) {
             object.changed(&any, self.config.crdt_delta_log_bytes);
@@ -326,17 +337,31 @@ impl<A: Address> Node<A> {
             let key = (object.clone(), id);
             let held = self.crdts.rumors.encoded.get(&key).map(Vec::len);
             // A join is never larger than its two sides together (nor its proof).
-            let joined = held.is_some_and(|len| len.saturating_add(delta_len) <= cap)
-                && self.crdts.rumors.open.get_mut(&object).is_some_and(|(_, open)| open.join(&delta).is_some());
-            if let Some((_, open)) = self.crdts.rumors.open.get(&object).filter(|_| joined) {
-                let Ok(proof) = self.prove_crdt(&object, open) else {
-                    self.metrics.crdt_unprovable += 1; // not expected: both sides were proven
-                    return;
-                };
-                let message = encode(&object, open, proof);
-                self.crdts.rumors.put(key, message);
-                self.evict_crdt_rumors();
-                return;
+            if held.is_some_and(|len| len.saturating_add(delta_len) <= cap) {
+                if self.signed.is_some() {
+                    // Joined into a copy, kept only if it can still be proven (the signatures of
+                    // claims it supersedes may be gone): if not, the delta opens its own rumor.
+                    let joined = self.crdts.rumors.open.get(&object).and_then(|(_, open)| {
+                        let mut joined = open.clone();
+                        joined.join(&delta).map(|_| joined)
+                    });
+                    if let Some(joined) = joined {
+                        if let Ok(proof) = self.prove_crdt(&object, &joined) {
+                            let message = encode(&object, &joined, proof);
+                            self.crdts.rumors.put(key, message);
+                            self.crdts.rumors.open.insert(object, (id, joined));
+                            self.evict_crdt_rumors();
+                            return;
+                        }
+                    }
+                } else if let Some((_, open)) = self.crdts.rumors.open.get_mut(&object) {
+                    if open.join(&delta).is_some() {
+                        let message = encode(&object, open, None);
+                        self.crdts.rumors.put(key, message);
+                        self.evict_crdt_rumors();
+                        return;
+                    }
+                }
             }
         }
         let rumors = &mut self.crdts.rumors;
@@ -389,9 +414,16 @@ impl<A: Address> Node<A> {
             self.metrics.crdt_refused += 1;
             return Joined::Refused;
         }
-        let Some(verified) = self.verify_crdt(&name, &state, proof) else {
-            self.metrics.forged_crdt_states += 1;
-            return Joined::Refused;
+        let verified = match self.verify_crdt(&name, &state, proof) {
+            Ok(verified) => verified,
+            Err(Refusal::Forged) => {
+                self.metrics.forged_crdt_states += 1;
+                return Joined::Refused;
+            }
+            Err(Refusal::TooManyAuthors) => {
+                self.metrics.crdt_refused += 1;
+                return Joined::Refused;
+            }
         };
         let object =
             self.crdts.objects.entry(name.clone()).or_insert_with(|| CrdtObject::new(AnyCrdt::empty(state.kind())));

@@ -11,8 +11,14 @@
 //!
 //! What this stops: counts, writes and elements made up in another member's name, and a
 //! causal context claiming dots another member has not issued yet (which would cancel its
-//! future writes before they are made). What it does not: a remove in an add-wins set is
-//! anyone's right, so a member may still remove what it has seen, as any member can.
+//! future writes before they are made). What it does not: removes in an add-wins set are
+//! anyone's to make, so a member may remove any of a replica's adds up to the replica's
+//! signed mark (adds that exist), as any member can. Replica ids are 64 bits of SHA-256, so no
+//! name and generation can be picked to land on another's replica. Under trust on first use, a
+//! name's first key wins (as for member records), and a member that changes its key cannot
+//! prove its old lives' claims with the new one: states holding them are refused where the old
+//! key is bound. Authors are bounded: a life for every member twice over plus 1,024, and
+//! [`MAX_LIVES_PER_NAME`] per name; a state bringing authors past that is refused and counted.
 //!
 //! A node keeps, per object, the signatures of the claims it holds, and sends each part
 //! with the proofs it can give; a part it cannot prove (a signature it no longer holds) is
@@ -66,8 +72,9 @@ pub struct CrdtProof {
 /// The signatures a node holds for the claims of one object.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct ObjectProofs {
-    /// Signatures of exact claims, by hash of (author, statement).
-    sigs: BTreeMap<u64, Signature>,
+    /// Signatures of exact claims, by SHA-256 of (author, statement): a weaker hash would let
+    /// a forged claim that hashes alike pass as one verified before.
+    sigs: BTreeMap<[u8; 32], Signature>,
     /// Per replica, the highest dot it signed as issued.
     issued: BTreeMap<ReplicaId, (u64, Signature)>,
     /// `sigs` is pruned to the state's claims when it grows past this (superseded counts and
@@ -85,11 +92,60 @@ impl ObjectProofs {
             }
         }
         if self.sigs.len() > self.prune_at {
-            let live: std::collections::BTreeSet<u64> = state.claims().iter().map(claim_hash).collect();
+            let live: std::collections::BTreeSet<[u8; 32]> = state.claims().iter().map(claim_hash).collect();
             self.sigs.retain(|h, _| live.contains(h));
             self.prune_at = self.sigs.len().saturating_mul(2).saturating_add(64);
         }
     }
+}
+
+/// Lives of one member name whose claims a node accepts: a member writing under many made-up
+/// generations (each a replica of its own) cannot fill the authors table.
+pub const MAX_LIVES_PER_NAME: usize = 64;
+
+/// Who writes as each replica whose claims a node holds, bounded (see [`Node::keep_crdt_proofs`]).
+#[derive(Debug, Default)]
+pub(crate) struct CrdtAuthors {
+    by_replica: BTreeMap<ReplicaId, ClaimAuthor>,
+    /// How many lives of each name `by_replica` holds.
+    lives: BTreeMap<CompactString, usize>,
+    /// This node's own life, kept apart from the bound.
+    own: Option<(ReplicaId, ClaimAuthor)>,
+}
+
+impl CrdtAuthors {
+    fn get(&self, replica: &ReplicaId) -> Option<&ClaimAuthor> {
+        match &self.own {
+            Some((id, author)) if id == replica => Some(author),
+            _ => self.by_replica.get(replica),
+        }
+    }
+
+    /// Whether new authors, `added` lives per name, fit within `max` authors in all and
+    /// [`MAX_LIVES_PER_NAME`] per name.
+    fn has_room(&self, added: &BTreeMap<&str, usize>, max: usize) -> bool {
+        let total: usize = added.values().sum();
+        self.by_replica.len().saturating_add(total) <= max
+            && added
+                .iter()
+                .all(|(name, &n)| self.lives.get(*name).copied().unwrap_or(0).saturating_add(n) <= MAX_LIVES_PER_NAME)
+    }
+
+    fn insert(&mut self, replica: ReplicaId, author: ClaimAuthor) {
+        if self.get(&replica).is_none() {
+            *self.lives.entry(author.name.clone()).or_insert(0) += 1;
+            self.by_replica.insert(replica, author);
+        }
+    }
+}
+
+/// Why a peer's state was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Refusal {
+    /// A claim lacked its author's valid signature, or the author its bound key.
+    Forged,
+    /// A new author past the authors table's bounds.
+    TooManyAuthors,
 }
 
 impl ObjectProofs {
@@ -108,7 +164,7 @@ impl ObjectProofs {
 /// What a verified proof adds: signatures, issued marks, authors, and keys to pin.
 #[derive(Debug, Default)]
 pub(crate) struct Verified {
-    sigs: Vec<(u64, Signature)>,
+    sigs: Vec<([u8; 32], Signature)>,
     issued: Vec<(ReplicaId, u64, Signature)>,
     authors: Vec<(ReplicaId, ClaimAuthor)>,
 }
@@ -120,39 +176,63 @@ pub(crate) type ProvenPart = (AnyCrdt, Option<Box<CrdtProof>>);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Unprovable;
 
-fn claim_hash(claim: &Claim<'_>) -> u64 {
-    postcard::to_allocvec(&(claim.author, &claim.statement)).map_or(0, |bytes| xxhash_rust::xxh3::xxh3_64(&bytes))
+fn claim_hash(claim: &Claim<'_>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(postcard::to_allocvec(&(claim.author, &claim.statement)).unwrap_or_default()).into()
 }
 
 impl<A: Address> Node<A> {
-    /// Checks `proof` for `state`, a state of object `object` from a peer: `Some` with what to
-    /// keep once it is joined, `None` if a claim is unproven (refuse the whole state). Always
-    /// `Some` without signing.
-    pub(crate) fn verify_crdt(&self, object: &str, state: &AnyCrdt, proof: Option<&CrdtProof>) -> Option<Verified> {
+    /// Checks `proof` for `state`, a state of object `object` from a peer: `Ok` with what to
+    /// keep once it is joined, `Err` if a claim is unproven or a new author does not fit
+    /// (refuse the whole state, so that what is joined can always be proven on). Always `Ok`
+    /// without signing.
+    pub(crate) fn verify_crdt(
+        &self,
+        object: &str,
+        state: &AnyCrdt,
+        proof: Option<&CrdtProof>,
+    ) -> Result<Verified, Refusal> {
         let mut out = Verified::default();
         if self.signed.is_none() {
-            return Some(out);
+            return Ok(out);
         }
-        let proof = proof?;
+        let proof = proof.ok_or(Refusal::Forged)?;
         let claims = state.claims();
         if claims.len() != proof.signatures.len() {
-            return None;
+            return Err(Refusal::Forged);
         }
         let mut authors: BTreeMap<ReplicaId, &ClaimAuthor> = BTreeMap::new();
         let mut names: BTreeMap<&str, &PublicKey> = BTreeMap::new();
         for author in &proof.authors {
             // One key per name within a proof, and that key bound to the name (or bindable).
             if names.insert(author.name.as_str(), &author.key).is_some_and(|k| *k != author.key) {
-                return None;
+                return Err(Refusal::Forged);
             }
-            self.key_binding(&author.name, &author.key)?;
+            if self.key_binding(&author.name, &author.key).is_none() {
+                // An unbound name that cannot be pinned is a bound reached, not a forgery.
+                let full = self.key_of(&author.name).is_none() && self.pins_full();
+                return Err(if full { Refusal::TooManyAuthors } else { Refusal::Forged });
+            }
             authors.insert(ReplicaId::new(&author.name, author.generation), author);
+        }
+        // Every author must fit the table (or be there already, the same), so that what is
+        // joined can be proven on.
+        let mut added: BTreeMap<&str, usize> = BTreeMap::new();
+        for (id, author) in &authors {
+            match self.crdts.authors.get(id) {
+                Some(held) if held == *author => {}
+                Some(_) => return Err(Refusal::Forged),
+                None => *added.entry(author.name.as_str()).or_insert(0) += 1,
+            }
+        }
+        if !self.crdts.authors.has_room(&added, self.max_crdt_authors()) {
+            return Err(Refusal::TooManyAuthors);
         }
         let held = self.crdts.objects.get(object).map(|o| &o.proofs);
         let (label, kind) = (self.config.cluster_label.as_str(), state.kind());
         let mut used: BTreeMap<ReplicaId, &ClaimAuthor> = BTreeMap::new();
         for (claim, signed) in claims.iter().zip(&proof.signatures) {
-            let author = *authors.get(&claim.author)?;
+            let author = *authors.get(&claim.author).ok_or(Refusal::Forged)?;
             used.insert(claim.author, author);
             let verify = |statement: &Statement<'_>| {
                 signing::verify_crdt_claim(label, object, kind, claim.author, statement, &author.key, &signed.sig)
@@ -163,25 +243,53 @@ impl<A: Address> Node<A> {
                         continue; // verified before
                     }
                     if !verify(&Statement::Issued { seq: upto }) {
-                        return None;
+                        return Err(Refusal::Forged);
                     }
                     out.issued.push((claim.author, upto, signed.sig));
                 }
-                (Statement::Issued { .. }, _) | (_, Some(_)) => return None,
+                (Statement::Issued { .. }, _) | (_, Some(_)) => return Err(Refusal::Forged),
                 (statement, None) => {
                     let hash = claim_hash(claim);
                     if held.and_then(|h| h.sigs.get(&hash)) == Some(&signed.sig) {
                         continue;
                     }
                     if !verify(&statement) {
-                        return None;
+                        return Err(Refusal::Forged);
                     }
                     out.sigs.push((hash, signed.sig));
                 }
             }
         }
         out.authors = used.into_iter().map(|(id, a)| (id, a.clone())).collect();
-        Some(out)
+        Ok(out)
+    }
+
+    /// At most what a proof of `part` adds to its message (signatures, marks, authors): an
+    /// update whose smallest parts do not fit a datagram with their proofs could never be
+    /// sent, so it is refused. 0 without signing.
+    pub(crate) fn proof_bytes_bound(&self, part: &AnyCrdt) -> usize {
+        if self.signed.is_none() {
+            return 0;
+        }
+        let me = self.replica_id();
+        let claims = part.claims();
+        let mut authors: BTreeMap<ReplicaId, usize> = BTreeMap::new();
+        for claim in &claims {
+            let name = if claim.author == me {
+                self.name.len()
+            } else {
+                self.crdts.authors.get(&claim.author).map_or(super::replication::MAX_OBJECT_NAME, |a| a.name.len())
+            };
+            // Name and its length, generation, key and its length.
+            authors.insert(claim.author, name + 2 + 10 + 33);
+        }
+        // Per claim: the signature and its length, the mark. Two vector lengths, the option.
+        claims.len() * (65 + 11) + authors.values().sum::<usize>() + 2 * 5 + 1
+    }
+
+    /// Bound of the CRDT authors table: a life for every member, twice over, and more.
+    fn max_crdt_authors(&self) -> usize {
+        self.config.max_members.saturating_mul(2).saturating_add(1024)
     }
 
     /// Keeps what a verified proof brought, for object `object` (already joined): the
@@ -190,12 +298,10 @@ impl<A: Address> Node<A> {
         if self.signed.is_none() {
             return;
         }
-        let max_authors = self.config.max_members.saturating_mul(2).saturating_add(1024);
         for (id, author) in &verified.authors {
+            // `verify_crdt` made room: every author of what was joined is kept.
             self.pin_key(&author.name, author.key);
-            if self.crdts.authors.len() < max_authors || self.crdts.authors.contains_key(id) {
-                self.crdts.authors.insert(*id, author.clone());
-            }
+            self.crdts.authors.insert(*id, author.clone());
         }
         if let Some(o) = self.crdts.objects.get_mut(object) {
             o.proofs.keep(&verified, &o.state);
@@ -217,7 +323,7 @@ impl<A: Address> Node<A> {
             }
         }
         let author = ClaimAuthor { name: self.name.clone(), generation: self.generation, key: s.keypair.public_key() };
-        verified.authors.push((me, author));
+        self.crdts.authors.own = Some((me, author));
         self.keep_crdt_proofs(object, verified);
     }
 
@@ -248,7 +354,7 @@ impl<A: Address> Node<A> {
         let proofs = self.crdts.objects.get(object).map(|o| &o.proofs);
         delta.claims().into_iter().find_map(|claim| {
             let held = claim.author == me
-                || (self.crdts.authors.contains_key(&claim.author)
+                || (self.crdts.authors.get(&claim.author).is_some()
                     && proofs.and_then(|p| p.signature_for(&claim)).is_some());
             (!held).then_some(claim.author)
         })
@@ -289,4 +395,85 @@ impl<A: Address> Node<A> {
 
 fn encoded_size<T: Serialize>(value: &T) -> usize {
     postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Instant;
+
+    use super::*;
+    use crate::crdt::{Crdt, GCounter};
+    use crate::wire::signing::{Keypair, Signing};
+    use crate::wire::{codec, Message};
+    use crate::{Config, Identity};
+
+    fn signed_node(config: Config) -> Node<u32> {
+        let config = Config { signing: Some(Signing::new(Keypair::from_secret([1; 32]))), ..config };
+        Node::new(config, Identity { name: "n0".into(), addr: 1, generation: 1 }, 3, Instant::now()).expect("node")
+    }
+
+    /// A count of 1 written as `name` in `generation`, signed by `key`, as a datagram.
+    fn count_as(node: &Node<u32>, key: &Keypair, name: &str, generation: u64) -> Vec<u8> {
+        let label = node.config().cluster_label.clone();
+        let replica = ReplicaId::new(name, generation);
+        let delta = GCounter::default().increment(replica, 1).into_any();
+        let claims = delta.claims();
+        let sig = key.sign_crdt_claim(&label, "c", delta.kind(), replica, &claims[0].statement);
+        let proof = CrdtProof {
+            authors: vec![ClaimAuthor { name: name.into(), generation, key: key.public_key() }],
+            signatures: vec![ClaimSignature { issued: None, sig }],
+        };
+        codec::encode_datagram(
+            &label,
+            name,
+            &[Message::<u32>::CrdtDelta { object: "c".into(), delta, proof: Some(Box::new(proof)) }],
+        )
+    }
+
+    fn value(node: &Node<u32>) -> u128 {
+        node.crdt::<GCounter>("c").map_or(0, GCounter::value)
+    }
+
+    #[test]
+    fn a_member_writing_under_many_made_up_lives_is_bounded() {
+        let mut node = signed_node(Config::local());
+        let rogue = Keypair::from_secret([9; 32]);
+        let now = Instant::now();
+        for generation in 1..=100 {
+            let bytes = count_as(&node, &rogue, "rogue", generation);
+            node.handle_message(now, 2, &bytes).expect("well-formed");
+        }
+        assert_eq!(value(&node), MAX_LIVES_PER_NAME as u128, "the first lives count");
+        assert_eq!(node.metrics().crdt_refused, 100 - MAX_LIVES_PER_NAME as u64, "the rest refused and counted");
+        assert_eq!(node.metrics().forged_crdt_states, 0, "properly signed: not forgeries");
+    }
+
+    #[test]
+    fn authors_past_the_bound_are_refused_not_trusted() {
+        // One key under ever new names (trust on first use): once the authors table (and the
+        // pins) are full, a new name's claim is refused rather than taken unbound.
+        let mut node = signed_node(Config { max_members: 8, source_rate_limit: None, ..Config::local() });
+        let writer = Keypair::from_secret([9; 32]);
+        let now = Instant::now();
+        let bound = node.max_crdt_authors();
+        for i in 0..bound + 10 {
+            let bytes = count_as(&node, &writer, &format!("w{i}"), 1);
+            node.handle_message(now, 2, &bytes).expect("well-formed");
+        }
+        assert_eq!(value(&node), bound as u128);
+        assert_eq!(node.metrics().crdt_refused, 10);
+        // A known author still writes.
+        let bytes = count_as(&node, &writer, "w0", 1);
+        node.handle_message(now, 2, &bytes).expect("well-formed");
+        assert_eq!(node.metrics().crdt_refused, 10, "a copy of a known claim is fine");
+    }
+
+    #[test]
+    fn replica_ids_are_a_cryptographic_hash_of_name_and_life() {
+        // Not the identity, not the seed: distinct lives and names give distinct ids.
+        assert_ne!(ReplicaId::new("a", 1), ReplicaId::new("a", 2));
+        assert_ne!(ReplicaId::new("a", 1), ReplicaId::new("b", 1));
+        assert_ne!(ReplicaId::new("", 0), ReplicaId::new("\0", 0));
+        assert_eq!(ReplicaId::new("a", 1), ReplicaId::new("a", 1));
+    }
 }

@@ -40,7 +40,7 @@ pub(crate) struct SignedState {
     max_pins: usize,
     /// Each member's proof for the claim the table holds, with a hash of that claim (a copy
     /// of a record already verified is not verified again).
-    proofs: HashMap<Slot, (Proof, u64), ahash::RandomState>,
+    proofs: HashMap<Slot, (Proof, [u8; 32]), ahash::RandomState>,
     /// For suspect members: the accusation this node passes on.
     pub accusations: HashMap<Slot, HeldAccusation, ahash::RandomState>,
     accusers: TokenBuckets<CompactString>,
@@ -64,8 +64,11 @@ impl SignedState {
     }
 }
 
-fn claim_hash<A: Address>(label: &str, record: &MemberRecord<A>) -> u64 {
-    xxhash_rust::xxh3::xxh3_64(&signing::self_claim_bytes(label, record))
+/// What a verified claim is remembered by: SHA-256 of what was signed (a weaker hash would let
+/// a forged record that hashes alike pass as the copy of a verified one).
+fn claim_hash<A: Address>(label: &str, record: &MemberRecord<A>) -> [u8; 32] {
+    use sha2::{Digest, Sha256};
+    Sha256::digest(signing::self_claim_bytes(label, record)).into()
 }
 
 impl<A: Address> Node<A> {
@@ -88,8 +91,14 @@ impl<A: Address> Node<A> {
         let s = self.signed.as_ref()?;
         match self.key_of(name) {
             Some(bound) => (bound == *key).then_some(true),
-            None => matches!(s.trust, Trust::FirstUse).then_some(false),
+            // Full pins cannot bind a new name: refuse rather than trust an unbound key.
+            None => (matches!(s.trust, Trust::FirstUse) && s.pinned.len() < s.max_pins).then_some(false),
         }
+    }
+
+    /// Whether trust is on first use and no further name can be pinned.
+    pub(crate) fn pins_full(&self) -> bool {
+        self.signed.as_ref().is_some_and(|s| matches!(s.trust, Trust::FirstUse) && s.pinned.len() >= s.max_pins)
     }
 
     /// Binds `key` to `name` under trust on first use, if the name has no key yet and the
