@@ -280,6 +280,9 @@ pub struct CrdtResult {
     pub ops_per_node: usize,
     /// Whether nodes signed self-state and CRDT claims.
     pub signed: bool,
+    /// Over all runs and nodes: CRDT states refused as forged, and parts a node could not
+    /// prove (both 0 in an honest signed cluster; always 0 unsigned).
+    pub forged_or_unprovable: u64,
     /// Whether, in every run, every replica's counter equals the true total and every
     /// replica's set is the same.
     pub exact: bool,
@@ -395,6 +398,7 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
     let (mut steady_rate, mut steady_exact) = (Vec::new(), true);
     let wall = Instant::now();
     let (mut exact, mut times) = (true, Vec::new());
+    let mut forged_or_unprovable = 0u64;
     let (mut counter_total, mut set_len, mut bytes_rate) = (0i128, 0usize, Vec::new());
     let (mut counter_delta, mut set_delta) = ((0usize, 0usize), (0usize, 0usize));
     let mut curve = Vec::new();
@@ -495,6 +499,11 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
             curve = at.iter().enumerate().map(|(j, &t)| (t, counters.settled(j), set(j))).collect();
         }
         exact &= ok;
+        forged_or_unprovable += ids
+            .iter()
+            .filter_map(|&id| sim.node(id))
+            .map(|n| n.metrics().forged_crdt_states + n.metrics().crdt_unprovable)
+            .sum::<u64>();
         let secs = (sim.elapsed() - start).as_secs_f64();
         if ok {
             times.push(secs);
@@ -519,6 +528,7 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
         runs: common.runs,
         ops_per_node,
         signed,
+        forged_or_unprovable,
         exact,
         converge_s: mean_sd(&times).0,
         converge_s_max: times.iter().copied().fold(f64::NAN, f64::max),
