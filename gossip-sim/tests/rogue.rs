@@ -18,10 +18,9 @@ fn keypair(i: usize) -> Keypair {
     Keypair::from_secret(secret)
 }
 
-#[test]
-fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
-    let n = 40;
-    let mut sim = Sim::new(21, NetConfig::default());
+/// `n` members signing self-state (LAN preset), joined through the first and converged.
+fn signed_cluster(n: usize, seed: u64, net: NetConfig) -> (Sim, Vec<NodeId>) {
+    let mut sim = Sim::new(seed, net);
     let ids: Vec<NodeId> = (0..n)
         .map(|i| sim.add_node(format!("n{i}"), Config { signing: Some(Signing::new(keypair(i))), ..Config::lan() }))
         .collect();
@@ -29,6 +28,13 @@ fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
         sim.join(id, &[ids[0]]);
     }
     assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    (sim, ids)
+}
+
+#[test]
+fn forged_rogue_member_gossiping_dead_removes_no_live_member() {
+    let n = 40;
+    let (mut sim, ids) = signed_cluster(n, 21, NetConfig::default());
     let _ = sim.take_trace();
     let rogue = ids[n - 1];
     let rogue_name = format!("n{}", n - 1);
@@ -214,14 +220,7 @@ fn forged_crdt_claims_from_a_rogue_member_change_no_honest_replica() {
     use gossip_core::crdt::signed::{ClaimAuthor, ClaimSignature, CrdtProof};
     use gossip_core::crdt::{AwSet, Crdt, GCounter, ReplicaId};
     let n = 20;
-    let mut sim = Sim::new(41, NetConfig { loss: 0.02, ..NetConfig::default() });
-    let ids: Vec<NodeId> = (0..n)
-        .map(|i| sim.add_node(format!("n{i}"), Config { signing: Some(Signing::new(keypair(i))), ..Config::lan() }))
-        .collect();
-    for &id in &ids[1..] {
-        sim.join(id, &[ids[0]]);
-    }
-    assert!(sim.run_until_cond(Duration::from_millis(250), Duration::from_secs(60), Sim::converged));
+    let (mut sim, ids) = signed_cluster(n, 41, NetConfig { loss: 0.02, ..NetConfig::default() });
     let (rogue, rogue_name, rogue_key) = (ids[n - 1], format!("n{}", n - 1), keypair(n - 1));
     let label = Config::lan().cluster_label;
     let honest: Vec<NodeId> = ids[..n - 1].to_vec();
