@@ -1130,7 +1130,7 @@ impl<A: Address> Node<A> {
     }
 }
 
-fn valid_name(name: &CompactString) -> bool {
+pub(crate) fn valid_name(name: &CompactString) -> bool {
     !name.is_empty() && name.len() <= MAX_NAME_LEN && !name.chars().any(char::is_control)
 }
 

@@ -230,3 +230,21 @@ fn a_restarted_signed_node_writes_as_a_new_life_and_gets_its_old_counts_back() {
         assert_eq!((m.forged_crdt_states, m.crdt_unprovable), (0, 0), "n{i}");
     }
 }
+
+#[test]
+fn an_element_added_by_many_members_at_once_reaches_everyone_by_anti_entropy() {
+    // Ten concurrent adds of one element: ten dots, whose proofs do not fit one datagram, so
+    // anti-entropy sends the element in one piece per dot.
+    let mut net = signed_net(10, |_| Config { state_retransmit_mult: 0, ..Config::local() });
+    for node in net.nodes.iter_mut() {
+        node.update_crdt::<AwSet>("s", |s, me| s.add(me, b"same".to_vec())).expect("add");
+    }
+    net.run(Duration::from_secs(60), &mut pass);
+    let first = net.nodes[0].crdt::<AwSet>("s").cloned().expect("set");
+    assert!(first.contains(b"same"));
+    for (i, node) in net.nodes.iter().enumerate() {
+        assert_eq!(node.crdt::<AwSet>("s"), Some(&first), "n{i} holds every add");
+        let m = node.metrics();
+        assert_eq!((m.forged_crdt_states, m.crdt_unprovable), (0, 0), "n{i}");
+    }
+}

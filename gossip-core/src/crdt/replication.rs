@@ -290,8 +290,10 @@ impl<A: Address> Node<A> {
         }
         if self.signed.is_some() {
             // Signed, each smallest part must fit a datagram with its proof (in the room every
-            // path leaves a part: the rumor's and anti-entropy's).
-            let room = max.saturating_sub(name.len() + 32);
+            // path leaves a part, the rumor's and anti-entropy's, at any relay: whose name in
+            // the header may be longer than ours).
+            let longer_relay = crate::config::MAX_NAME_LEN.saturating_sub(self.name.len());
+            let room = max.saturating_sub(name.len() + 32 + longer_relay);
             for part in any.split(1) {
                 let len = encoded_size(&part).saturating_add(self.proof_bytes_bound(&part));
                 if len > room {

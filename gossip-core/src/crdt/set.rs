@@ -112,12 +112,24 @@ impl Crdt for AwSet {
     }
 
     fn split(&self, budget: usize) -> Vec<Self> {
-        let live = chunks(self.entries.iter().map(|(e, d)| (e.clone(), d.clone())), budget).into_iter().map(|part| {
+        // An element added concurrently by many replicas (many dots) and too large for the
+        // budget goes in one piece per dot: the pieces still join to it.
+        let items = self.entries.iter().flat_map(|(e, dots)| {
+            let whole = e.len().saturating_add(dots.len().saturating_mul(12)) <= budget || dots.len() == 1;
+            let parts: Vec<BTreeSet<Dot>> =
+                if whole { vec![dots.clone()] } else { dots.iter().map(|d| [*d].into_iter().collect()).collect() };
+            parts.into_iter().map(move |d| (e.clone(), d))
+        });
+        let live = chunks(items, budget).into_iter().map(|part| {
             let mut context = CausalContext::new();
             for d in part.iter().flat_map(|(_, dots)| dots) {
                 context.insert(*d);
             }
-            AwSet { entries: part.into_iter().collect(), context }
+            let mut entries: BTreeMap<ByteBuf, BTreeSet<Dot>> = BTreeMap::new();
+            for (element, dots) in part {
+                entries.entry(element).or_default().extend(dots); // one element's dot pieces, together
+            }
+            AwSet { entries, context }
         });
         let removed = self
             .context

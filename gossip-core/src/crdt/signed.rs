@@ -14,11 +14,16 @@
 //! future writes before they are made). What it does not: removes in an add-wins set are
 //! anyone's to make, so a member may remove any of a replica's adds up to the replica's
 //! signed mark (adds that exist), as any member can. Replica ids are 64 bits of SHA-256, so no
-//! name and generation can be picked to land on another's replica. Under trust on first use, a
-//! name's first key wins (as for member records), and a member that changes its key cannot
-//! prove its old lives' claims with the new one: states holding them are refused where the old
-//! key is bound. Authors are bounded: a life for every member twice over plus 1,024, and
-//! [`MAX_LIVES_PER_NAME`] per name; a state bringing authors past that is refused and counted.
+//! name and generation can be picked to land on another's replica.
+//!
+//! An author's key must be the one bound to its name: by the trust list, or under trust on
+//! first use by the member's verified record, or else by the first CRDT author accepted under
+//! that name (kept apart from the membership's pins, which made-up authors cannot use up). A
+//! member that changes its key cannot prove its old lives' claims with the new one: states
+//! holding them are refused where the old key is bound. Authors are bounded, at a life for
+//! every member twice over plus 1,024 and at [`MAX_LIVES_PER_NAME`] per name. A state that
+//! would bring authors past that is refused and counted (`crdt_refused`), so that whatever a
+//! node joined it can prove on.
 //!
 //! A node keeps, per object, the signatures of the claims it holds, and sends each part
 //! with the proofs it can give; a part it cannot prove (a signature it no longer holds) is
@@ -101,7 +106,7 @@ impl ObjectProofs {
 
 /// Lives of one member name whose claims a node accepts: a member writing under many made-up
 /// generations (each a replica of its own) cannot fill the authors table.
-pub const MAX_LIVES_PER_NAME: usize = 64;
+pub const MAX_LIVES_PER_NAME: usize = 1024;
 
 /// Who writes as each replica whose claims a node holds, bounded (see [`Node::keep_crdt_proofs`]).
 #[derive(Debug, Default)]
@@ -109,6 +114,10 @@ pub(crate) struct CrdtAuthors {
     by_replica: BTreeMap<ReplicaId, ClaimAuthor>,
     /// How many lives of each name `by_replica` holds.
     lives: BTreeMap<CompactString, usize>,
+    /// Under trust on first use, for names no member record has bound: the key of the first
+    /// author accepted under that name (its later lives must use it). Kept here, apart from
+    /// the membership's pins, so that made-up authors cannot use those up.
+    keys: BTreeMap<CompactString, PublicKey>,
     /// This node's own life, kept apart from the bound.
     own: Option<(ReplicaId, ClaimAuthor)>,
 }
@@ -134,6 +143,7 @@ impl CrdtAuthors {
     fn insert(&mut self, replica: ReplicaId, author: ClaimAuthor) {
         if self.get(&replica).is_none() {
             *self.lives.entry(author.name.clone()).or_insert(0) += 1;
+            self.keys.entry(author.name.clone()).or_insert(author.key);
             self.by_replica.insert(replica, author);
         }
     }
@@ -204,19 +214,24 @@ impl<A: Address> Node<A> {
         let mut authors: BTreeMap<ReplicaId, &ClaimAuthor> = BTreeMap::new();
         let mut names: BTreeMap<&str, &PublicKey> = BTreeMap::new();
         for author in &proof.authors {
-            // One key per name within a proof, and that key bound to the name (or bindable).
-            if names.insert(author.name.as_str(), &author.key).is_some_and(|k| *k != author.key) {
+            // A valid name, one key per name within a proof, and that key the name's.
+            if !crate::node::valid_name(&author.name)
+                || names.insert(author.name.as_str(), &author.key).is_some_and(|k| *k != author.key)
+            {
                 return Err(Refusal::Forged);
             }
-            if self.key_binding(&author.name, &author.key).is_none() {
-                // An unbound name that cannot be pinned is a bound reached, not a forgery.
-                let full = self.key_of(&author.name).is_none() && self.pins_full();
-                return Err(if full { Refusal::TooManyAuthors } else { Refusal::Forged });
+            let bound = match self.key_of(&author.name) {
+                Some(key) => Some(key),
+                None if !self.trusts_first_use() => return Err(Refusal::Forged), // not listed
+                None => self.crdts.authors.keys.get(author.name.as_str()).copied(),
+            };
+            if bound.is_some_and(|key| key != author.key) {
+                return Err(Refusal::Forged);
             }
             authors.insert(ReplicaId::new(&author.name, author.generation), author);
         }
         // Every author must fit the table (or be there already, the same), so that what is
-        // joined can be proven on.
+        // joined can be proven on (checked once the signatures hold: a forgery is a forgery).
         let mut added: BTreeMap<&str, usize> = BTreeMap::new();
         for (id, author) in &authors {
             match self.crdts.authors.get(id) {
@@ -225,9 +240,7 @@ impl<A: Address> Node<A> {
                 None => *added.entry(author.name.as_str()).or_insert(0) += 1,
             }
         }
-        if !self.crdts.authors.has_room(&added, self.max_crdt_authors()) {
-            return Err(Refusal::TooManyAuthors);
-        }
+        let room = self.crdts.authors.has_room(&added, self.max_crdt_authors());
         let held = self.crdts.objects.get(object).map(|o| &o.proofs);
         let (label, kind) = (self.config.cluster_label.as_str(), state.kind());
         let mut used: BTreeMap<ReplicaId, &ClaimAuthor> = BTreeMap::new();
@@ -259,6 +272,9 @@ impl<A: Address> Node<A> {
                     out.sigs.push((hash, signed.sig));
                 }
             }
+        }
+        if !room {
+            return Err(Refusal::TooManyAuthors);
         }
         out.authors = used.into_iter().map(|(id, a)| (id, a.clone())).collect();
         Ok(out)
@@ -293,14 +309,13 @@ impl<A: Address> Node<A> {
     }
 
     /// Keeps what a verified proof brought, for object `object` (already joined): the
-    /// signatures, the authors, and their keys where first seen.
+    /// signatures and the authors. (No membership pin is made from a CRDT proof.)
     pub(crate) fn keep_crdt_proofs(&mut self, object: &str, verified: Verified) {
         if self.signed.is_none() {
             return;
         }
         for (id, author) in &verified.authors {
             // `verify_crdt` made room: every author of what was joined is kept.
-            self.pin_key(&author.name, author.key);
             self.crdts.authors.insert(*id, author.clone());
         }
         if let Some(o) = self.crdts.objects.get_mut(object) {
@@ -436,22 +451,23 @@ mod tests {
 
     #[test]
     fn a_member_writing_under_many_made_up_lives_is_bounded() {
-        let mut node = signed_node(Config::local());
+        let mut node = signed_node(Config { source_rate_limit: None, ..Config::local() });
         let rogue = Keypair::from_secret([9; 32]);
         let now = Instant::now();
-        for generation in 1..=100 {
+        let lives = MAX_LIVES_PER_NAME as u64 + 6;
+        for generation in 1..=lives {
             let bytes = count_as(&node, &rogue, "rogue", generation);
             node.handle_message(now, 2, &bytes).expect("well-formed");
         }
         assert_eq!(value(&node), MAX_LIVES_PER_NAME as u128, "the first lives count");
-        assert_eq!(node.metrics().crdt_refused, 100 - MAX_LIVES_PER_NAME as u64, "the rest refused and counted");
+        assert_eq!(node.metrics().crdt_refused, 6, "the rest refused and counted");
         assert_eq!(node.metrics().forged_crdt_states, 0, "properly signed: not forgeries");
     }
 
     #[test]
-    fn authors_past_the_bound_are_refused_not_trusted() {
-        // One key under ever new names (trust on first use): once the authors table (and the
-        // pins) are full, a new name's claim is refused rather than taken unbound.
+    fn authors_past_the_bound_are_refused_and_pin_nothing() {
+        // One key under ever new names (trust on first use): once the authors table is full,
+        // a new name's claim is refused; the membership's key pins are left alone.
         let mut node = signed_node(Config { max_members: 8, source_rate_limit: None, ..Config::local() });
         let writer = Keypair::from_secret([9; 32]);
         let now = Instant::now();
@@ -462,10 +478,14 @@ mod tests {
         }
         assert_eq!(value(&node), bound as u128);
         assert_eq!(node.metrics().crdt_refused, 10);
-        // A known author still writes.
+        assert!(node.key_of("w0").is_none(), "CRDT authors never use up the membership's pins");
+        // A known author still writes; another key under its name is a forgery.
         let bytes = count_as(&node, &writer, "w0", 1);
         node.handle_message(now, 2, &bytes).expect("well-formed");
         assert_eq!(node.metrics().crdt_refused, 10, "a copy of a known claim is fine");
+        let bytes = count_as(&node, &Keypair::from_secret([8; 32]), "w0", 2);
+        node.handle_message(now, 2, &bytes).expect("well-formed");
+        assert_eq!(node.metrics().forged_crdt_states, 1, "the first key of a name binds its later lives");
     }
 
     #[test]

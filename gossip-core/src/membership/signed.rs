@@ -84,33 +84,9 @@ impl<A: Address> Node<A> {
         }
     }
 
-    /// Whether `key` may speak for `name`: `Some(true)` if it is the key bound to the name,
-    /// `Some(false)` if the name has no key yet and trust is on first use (pin it with
-    /// [`Node::pin_key`] once a signature by it verifies), `None` otherwise.
-    pub(crate) fn key_binding(&self, name: &str, key: &PublicKey) -> Option<bool> {
-        let s = self.signed.as_ref()?;
-        match self.key_of(name) {
-            Some(bound) => (bound == *key).then_some(true),
-            // Full pins cannot bind a new name: refuse rather than trust an unbound key.
-            None => (matches!(s.trust, Trust::FirstUse) && s.pinned.len() < s.max_pins).then_some(false),
-        }
-    }
-
-    /// Whether trust is on first use and no further name can be pinned.
-    pub(crate) fn pins_full(&self) -> bool {
-        self.signed.as_ref().is_some_and(|s| matches!(s.trust, Trust::FirstUse) && s.pinned.len() >= s.max_pins)
-    }
-
-    /// Binds `key` to `name` under trust on first use, if the name has no key yet and the
-    /// pins are not full.
-    pub(crate) fn pin_key(&mut self, name: &str, key: PublicKey) {
-        if self.key_of(name).is_some() {
-            return;
-        }
-        let Some(s) = self.signed.as_mut() else { return };
-        if matches!(s.trust, Trust::FirstUse) && s.pinned.len() < s.max_pins {
-            s.pinned.insert(name.into(), key);
-        }
+    /// Whether keys are bound to names on first use (not by a configured list).
+    pub(crate) fn trusts_first_use(&self) -> bool {
+        self.signed.as_ref().is_some_and(|s| matches!(s.trust, Trust::FirstUse))
     }
 
     /// Whether `record` carries its member's valid proof (always true without signing). A
