@@ -88,6 +88,19 @@ pub(crate) struct ObjectProofs {
 }
 
 impl ObjectProofs {
+    /// The signature this node can send for `claim`, if it holds one.
+    fn signature_for(&self, claim: &Claim<'_>) -> Option<ClaimSignature> {
+        match claim.statement {
+            Statement::Issued { seq } => match self.issued.get(&claim.author) {
+                Some(&(upto, sig)) if upto >= seq => Some(ClaimSignature { issued: Some(upto), sig }),
+                _ => None,
+            },
+            _ => self.sigs.get(&claim_hash(claim)).map(|&sig| ClaimSignature { issued: None, sig }),
+        }
+    }
+
+    /// Keeps verified signatures (the higher issued marks), pruning those of superseded claims
+    /// now and then.
     fn keep(&mut self, verified: &Verified, state: &AnyCrdt) {
         self.sigs.extend(verified.sigs.iter().copied());
         for &(replica, seq, sig) in &verified.issued {
@@ -158,20 +171,7 @@ pub(crate) enum Refusal {
     TooManyAuthors,
 }
 
-impl ObjectProofs {
-    /// The signature this node can send for `claim`, if it holds one.
-    fn signature_for(&self, claim: &Claim<'_>) -> Option<ClaimSignature> {
-        match claim.statement {
-            Statement::Issued { seq } => match self.issued.get(&claim.author) {
-                Some(&(upto, sig)) if upto >= seq => Some(ClaimSignature { issued: Some(upto), sig }),
-                _ => None,
-            },
-            _ => self.sigs.get(&claim_hash(claim)).map(|&sig| ClaimSignature { issued: None, sig }),
-        }
-    }
-}
-
-/// What a verified proof adds: signatures, issued marks, authors, and keys to pin.
+/// What a verified proof adds: signatures, issued marks and authors.
 #[derive(Debug, Default)]
 pub(crate) struct Verified {
     sigs: Vec<([u8; 32], Signature)>,
