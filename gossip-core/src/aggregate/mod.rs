@@ -154,7 +154,7 @@ impl<A: Address> Node<A> {
             }
             let (epoch, mass) = p.round();
             let share = AggregateShare { name: name.clone(), epoch, mass };
-            let size = postcard::experimental::serialized_size(&share).unwrap_or(usize::MAX);
+            let size = crate::wire::codec::encoded_len(&share);
             if used + size > room && !shares.is_empty() {
                 let message = Message::PushSum { shares: std::mem::take(&mut shares) };
                 self.outbox.push_back(Outgoing { dest: dest.clone(), messages: vec![message], piggyback: true });

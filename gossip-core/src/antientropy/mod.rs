@@ -40,7 +40,7 @@ pub(crate) fn digest_page<T: serde::Serialize>(
     let mut out = Vec::new();
     let mut used = 0usize;
     for (name, entry) in entries {
-        let size = postcard::experimental::serialized_size(&entry).unwrap_or(usize::MAX);
+        let size = crate::wire::codec::encoded_len(&entry);
         if used.saturating_add(size) > budget && !out.is_empty() {
             return (out, Some(name));
         }

@@ -575,7 +575,7 @@ impl KvStore {
                         cut = true;
                         break;
                     };
-                    let size = postcard::experimental::serialized_size(&update).unwrap_or(usize::MAX);
+                    let size = crate::wire::codec::encoded_len(&update);
                     if size > left {
                         cut = true; // never skip: later versions wait for the next piece
                         break;

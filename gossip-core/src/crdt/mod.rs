@@ -300,7 +300,7 @@ pub(crate) fn chunks<T: Serialize>(items: impl IntoIterator<Item = T>, budget: u
     let mut current = Vec::new();
     let mut used = 0usize;
     for item in items {
-        let size = postcard::experimental::serialized_size(&item).unwrap_or(usize::MAX);
+        let size = crate::wire::codec::encoded_len(&item);
         if !current.is_empty() && used.saturating_add(size) > budget {
             out.push(std::mem::take(&mut current));
             used = 0;

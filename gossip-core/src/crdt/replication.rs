@@ -50,8 +50,7 @@ pub const BUCKETS: usize = 64;
 /// round trip and a datagram of hashes, and saves little on a small object).
 const WHOLE_STATE_DATAGRAMS: usize = 4;
 
-/// With signed self-state, parts are first cut to this share of a datagram (a signature per
-/// claim is most of a signed part); those still too large with their proofs are cut again.
+/// With signed self-state, parts are first cut to this share of a datagram.
 const SIGNED_PART_SHARE: usize = 6;
 
 /// One object in a digest page.
@@ -134,7 +133,7 @@ impl<A: Clone + PartialEq> CrdtObject<A> {
     }
 
     fn encoded_len(&mut self) -> usize {
-        *self.len.get_or_insert_with(|| postcard::experimental::serialized_size(&self.state).unwrap_or(usize::MAX))
+        *self.len.get_or_insert_with(|| crate::wire::codec::encoded_len(&self.state))
     }
 
     fn bucket_hashes(&mut self) -> &[u64] {
@@ -295,7 +294,7 @@ impl<A: Address> Node<A> {
             let longer_relay = crate::config::MAX_NAME_LEN.saturating_sub(self.name.len());
             let room = max.saturating_sub(name.len() + 32 + longer_relay);
             for part in any.split(1) {
-                let len = encoded_size(&part).saturating_add(self.proof_bytes_bound(&part));
+                let len = crate::wire::codec::encoded_len(&part).saturating_add(self.proof_bytes_bound(&part));
                 if len > room {
                     return Err(CrdtError::DeltaTooLarge { len, max: room }.into());
                 }
@@ -334,7 +333,7 @@ impl<A: Address> Node<A> {
             );
             out
         };
-        let delta_len = encoded_size(&delta).saturating_add(encoded_size(&proof));
+        let delta_len = crate::wire::codec::encoded_len(&delta).saturating_add(crate::wire::codec::encoded_len(&proof));
         if let Some(&(id, _)) = self.crdts.rumors.open.get(&object) {
             let key = (object.clone(), id);
             let held = self.crdts.rumors.encoded.get(&key).map(Vec::len);
@@ -541,8 +540,7 @@ impl<A: Address> Node<A> {
                 break;
             }
             let piece_room = room.saturating_sub(name.len() + 32);
-            // With signing, parts carry a signature per claim: start from smaller parts.
-            let part_room = if self.signed.is_some() { piece_room / SIGNED_PART_SHARE } else { piece_room };
+            let part_room = self.first_part_room(piece_room);
             let Some(object) = self.crdts.objects.get_mut(name) else { continue };
             let interval = object.interval_for(from, part_room);
             match interval {
@@ -602,13 +600,13 @@ impl<A: Address> Node<A> {
             return;
         }
         let room = self.bulk_room().saturating_sub(object.len() + 16);
+        let part_room = self.first_part_room(room);
         let Some(mine) = self.crdts.objects.get_mut(&object) else {
             return; // unknown here: the peer's pieces will come when it compares our digest
         };
         let differing: Vec<usize> =
             mine.bucket_hashes().iter().zip(&hashes).enumerate().filter(|(_, (a, b))| a != b).map(|(i, _)| i).collect();
         let my_hashes = reply.then(|| mine.bucket_hashes().to_vec());
-        let part_room = if self.signed.is_some() { room / SIGNED_PART_SHARE } else { room };
         let pieces: Vec<AnyCrdt> =
             mine.state.some_buckets(BUCKETS, &differing).iter().flat_map(|b| b.split(part_room)).collect();
         let pieces = self.prove_parts(&object, pieces, room).0;
@@ -619,6 +617,17 @@ impl<A: Address> Node<A> {
             self.outbox.push_back(Outgoing { dest: from.clone(), messages: vec![message], piggyback: false });
         }
         self.send_crdt_pieces(from, &object, pieces, &mut budget);
+    }
+
+    /// The size to first cut state into for pieces of `room` bytes: smaller with signing, as
+    /// a signature per claim is most of a signed part ([`Node::prove_parts`] cuts again what
+    /// is still too large).
+    fn first_part_room(&self, room: usize) -> usize {
+        if self.signed.is_some() {
+            room / SIGNED_PART_SHARE
+        } else {
+            room
+        }
     }
 
     /// Sends the parts (at most [`MAX_PARTS`]) of an interval up to change `seq` (`whole`: the
@@ -670,8 +679,4 @@ enum Joined {
     Unchanged,
     /// These parts were new here.
     News(AnyCrdt),
-}
-
-fn encoded_size<T: Serialize>(value: &T) -> usize {
-    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
 }

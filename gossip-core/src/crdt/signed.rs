@@ -38,6 +38,7 @@ use super::claims::{Claim, Statement};
 use super::{AnyCrdt, ReplicaId};
 use crate::membership::table::Address;
 use crate::node::Node;
+use crate::wire::codec::encoded_len;
 use crate::wire::signing::{self, PublicKey, Signature};
 
 /// The member writing as a replica: its name and life (which hash to the replica id) and the
@@ -294,7 +295,7 @@ impl<A: Address> Node<A> {
             let name = if claim.author == me {
                 self.name.len()
             } else {
-                self.crdts.authors.get(&claim.author).map_or(super::replication::MAX_OBJECT_NAME, |a| a.name.len())
+                self.crdts.authors.get(&claim.author).map_or(crate::config::MAX_NAME_LEN, |a| a.name.len())
             };
             // Name and its length, generation, key and its length.
             authors.insert(claim.author, name + 2 + 10 + 33);
@@ -387,9 +388,9 @@ impl<A: Address> Node<A> {
         let mut out = Vec::with_capacity(parts.len());
         let mut todo: Vec<AnyCrdt> = parts.into_iter().rev().collect();
         while let Some(part) = todo.pop() {
-            let state_len = encoded_size(&part);
+            let state_len = encoded_len(&part);
             match self.prove_crdt(object, &part) {
-                Ok(proof) if state_len.saturating_add(encoded_size(&proof)) <= room => {
+                Ok(proof) if state_len.saturating_add(encoded_len(&proof)) <= room => {
                     out.push((part, proof));
                     continue;
                 }
@@ -397,7 +398,7 @@ impl<A: Address> Node<A> {
             }
             // Too large, or a claim unproven: cut it smaller (what can be proven still goes).
             let pieces = part.split(state_len / 2);
-            if pieces.len() > 1 && pieces.iter().all(|p| encoded_size(p) < state_len) {
+            if pieces.len() > 1 && pieces.iter().all(|p| encoded_len(p) < state_len) {
                 todo.extend(pieces.into_iter().rev());
             } else {
                 self.metrics.crdt_unprovable += 1;
@@ -406,10 +407,6 @@ impl<A: Address> Node<A> {
         }
         (out, complete)
     }
-}
-
-fn encoded_size<T: Serialize>(value: &T) -> usize {
-    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
 }
 
 #[cfg(test)]

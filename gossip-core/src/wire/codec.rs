@@ -112,9 +112,10 @@ pub fn encode_datagram<A: Serialize>(cluster: &str, sender: &str, messages: &[Me
     out
 }
 
-/// Encoded length of one message.
-pub fn encoded_len<A: Serialize>(message: &Message<A>) -> usize {
-    postcard::experimental::serialized_size(message).unwrap_or(usize::MAX)
+/// Encoded length of a message, or of any part of one (`usize::MAX` if it cannot be
+/// encoded, so that it never fits a budget).
+pub fn encoded_len<T: Serialize + ?Sized>(value: &T) -> usize {
+    postcard::experimental::serialized_size(value).unwrap_or(usize::MAX)
 }
 
 /// Decodes and checks the version byte and header; returns the header and the rest.
