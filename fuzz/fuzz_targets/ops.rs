@@ -34,13 +34,15 @@ enum Op {
 
 const N: usize = 3;
 
-fn keypair(i: usize) -> Keypair {
-    Keypair::from_secret([i as u8 + 1; 32])
+/// Node `i`'s key pair (derived once: deriving a public key costs as much as a signature).
+fn keypair(i: usize) -> &'static Keypair {
+    static KEYS: std::sync::OnceLock<Vec<Keypair>> = std::sync::OnceLock::new();
+    &KEYS.get_or_init(|| (0..N).map(|i| Keypair::from_secret([i as u8 + 1; 32])).collect())[i]
 }
 
 fn fresh(i: usize, generation: u64, now: Instant, signed: bool) -> Option<Node<u32>> {
     let id = Identity { name: format!("n{i}"), addr: i as u32 + 1, generation };
-    let signing = signed.then(|| Signing::new(keypair(i)));
+    let signing = signed.then(|| Signing::new(keypair(i).clone()));
     let mut node = Node::new(Config { signing, ..Config::local() }, id, generation * 31 + i as u64, now).ok()?;
     if i > 0 {
         node.join(now, vec![1]);

@@ -933,15 +933,15 @@ impl<A: Address> Node<A> {
         }
     }
 
-    pub(crate) fn member_rumor_for(&self, key: u32) -> Option<Message<A>> {
+    pub(crate) fn member_rumor_for(&mut self, key: u32) -> Option<Message<A>> {
         let record = if key == SELF_KEY { self.self_record() } else { self.record_out(key)? };
         let (accuser, signature) = match record.state {
             MemberState::Suspect | MemberState::Dead if key != SELF_KEY => {
-                let announce = self.suspicions.get(&key).map(|s| &s.accusations.announce);
+                let announce = self.suspicions.get(&key).map(|s| s.accusations.announce.clone());
                 if self.signed.is_none() && record.state == MemberState::Dead {
                     (None, None)
                 } else {
-                    self.accusation_out(key, &record, announce)
+                    self.accusation_out(key, &record, announce.as_ref())
                 }
             }
             _ => (None, None),

@@ -198,10 +198,11 @@ impl<A: Address> Node<A> {
             let held = if delta.reset { 0 } else { self.state.max_version(&delta.node) };
             let key = self.key_of(&delta.node);
             let label = &self.config.cluster_label;
+            let Some(s) = self.signed.as_mut() else { return };
             let bad = delta.updates.iter().position(|u| {
                 u.version > held
                     && !key.is_some_and(|k| {
-                        crate::wire::signing::verify_write(label, &delta.node, delta.generation, u, &k)
+                        crate::wire::signing::verify_write(label, &delta.node, delta.generation, u, &k, &mut s.memo)
                     })
             });
             if let Some(i) = bad {
@@ -229,13 +230,19 @@ impl<A: Address> Node<A> {
             // Each participant's key, looked up before the store is borrowed.
             let keys: Vec<(CompactString, Option<crate::wire::signing::PublicKey>)> =
                 deltas.iter().map(|d| (d.node.clone(), self.key_of(&d.node))).collect();
-            let label = self.config.cluster_label.clone();
-            let verify = |node: &str, generation: u64, version: u64, head: &SignedHead| {
-                keys.iter().find(|(n, _)| n == node).and_then(|(_, k)| k.as_ref()).is_some_and(|k| {
-                    crate::wire::signing::verify_head(&label, node, generation, version, &head.root, &head.sig, k)
-                })
+            let label = &self.config.cluster_label;
+            let mut memo = self.signed.as_mut().map(|s| &mut s.memo);
+            let mut verify = |node: &str, generation: u64, version: u64, head: &SignedHead| {
+                let key = keys.iter().find(|(n, _)| n == node).and_then(|(_, k)| k.as_ref());
+                match (key, memo.as_deref_mut()) {
+                    (Some(k), Some(memo)) => {
+                        let signed = crate::wire::signing::kv_head_bytes(label, node, generation, version, &head.root);
+                        memo.verifies(k, &signed, &head.sig)
+                    }
+                    _ => false,
+                }
             };
-            self.state.apply_vouched(now, deltas, &verify)
+            self.state.apply_vouched(now, deltas, &mut verify)
         } else {
             self.state.apply(now, deltas)
         };

@@ -633,7 +633,7 @@ impl KvStore {
         &mut self,
         now: Instant,
         deltas: Vec<ParticipantDelta>,
-        verify: &dyn Fn(&str, u64, u64, &SignedHead) -> bool,
+        verify: &mut dyn FnMut(&str, u64, u64, &SignedHead) -> bool,
     ) -> Vec<KvChange> {
         let mut changes = Vec::new();
         for mut delta in deltas {
@@ -1086,10 +1086,15 @@ mod tests {
         owner.set_own_head(version, SignedHead { root, sig: kp.sign_head(LABEL, &own, 1, version, &root) });
     }
 
-    fn verifier(kp: &Keypair) -> impl Fn(&str, u64, u64, &SignedHead) -> bool {
+    fn verifier(kp: &Keypair) -> impl FnMut(&str, u64, u64, &SignedHead) -> bool {
         let key = kp.public_key();
+        let mut memo = crate::wire::signing::SignatureMemo::default();
         move |node, generation, version, head| {
-            crate::wire::signing::verify_head(LABEL, node, generation, version, &head.root, &head.sig, &key)
+            memo.verifies(
+                &key,
+                &crate::wire::signing::kv_head_bytes(LABEL, node, generation, version, &head.root),
+                &head.sig,
+            )
         }
     }
 
@@ -1110,31 +1115,31 @@ mod tests {
     fn a_delta_with_every_version_is_merged_at_once_and_one_with_gaps_once_vouched_for() {
         let now = Instant::now();
         let kp = Keypair::from_secret([7; 32]);
-        let verify = verifier(&kp);
+        let mut verify = verifier(&kp);
         let a = owner_with_a_superseded_write(&kp, now);
         // Version 1 was superseded: a's delta holds 2 and 3 only, with its head at 3.
         let mut b = store("b");
         let deltas = a.deltas_for(&b.digest(), 10_000);
         assert!(deltas[0].head.is_some() && !deltas[0].is_gapless());
-        b.apply_vouched(now, deltas, &verify);
+        b.apply_vouched(now, deltas, &mut verify);
         assert_eq!(visible(&b, "a"), visible(&a, "a"), "the head vouches for the gap");
         // Cut in pieces of one update each: nothing shows until the last piece's head.
         let mut c = store("c");
         // (144 bytes of participant and head, 72 of one signed update.)
         for piece in a.deltas_for(&c.digest(), 230).into_iter().take(1) {
             assert!(piece.head.is_none(), "not the last piece");
-            c.apply_vouched(now, vec![piece], &verify);
+            c.apply_vouched(now, vec![piece], &mut verify);
         }
         assert!(visible(&c, "a").is_empty(), "pending until vouched for");
         assert_eq!(c.max_version("a"), 2, "but advertised, so the transfer continues");
-        sync_vouched(&a, &mut c, now, 230, &verify);
+        sync_vouched(&a, &mut c, now, 230, &mut verify);
         assert_eq!(visible(&c, "a"), visible(&a, "a"));
         // A fresh write with nothing left out is merged at once, head or not.
         let mut a = a;
         signed_write(&mut a, &kp, "z", Some(b"4"), now);
         let mut rumor = a.update_delta("a", 4).expect("held");
         rumor.head = None;
-        b.apply_vouched(now, vec![rumor], &verify);
+        b.apply_vouched(now, vec![rumor], &mut verify);
         assert_eq!(visible(&b, "a"), visible(&a, "a"));
     }
 
@@ -1144,7 +1149,7 @@ mod tests {
         to: &mut KvStore,
         now: Instant,
         budget: usize,
-        verify: &dyn Fn(&str, u64, u64, &SignedHead) -> bool,
+        verify: &mut dyn FnMut(&str, u64, u64, &SignedHead) -> bool,
     ) {
         for _ in 0..100 {
             let deltas = from.deltas_for(&to.digest(), budget);
@@ -1160,26 +1165,26 @@ mod tests {
     fn a_forged_reset_or_a_left_out_write_never_shows() {
         let now = Instant::now();
         let kp = Keypair::from_secret([7; 32]);
-        let verify = verifier(&kp);
+        let mut verify = verifier(&kp);
         let a = owner_with_a_superseded_write(&kp, now);
         let mut b = store("b");
-        sync_vouched(&a, &mut b, now, 10_000, &verify);
+        sync_vouched(&a, &mut b, now, 10_000, &mut verify);
         let honest = visible(&b, "a");
         assert_eq!(honest.len(), 2);
         // A reset holding only x (genuine, signed by a), with a's genuine head at 3 replayed:
         // y is left out, so the head does not match and the whole reset is refused.
         let mut forged = a.deltas_for(&[], 10_000).remove(0);
         forged.updates.retain(|u| u.key == "x");
-        b.apply_vouched(now, vec![forged.clone()], &verify);
+        b.apply_vouched(now, vec![forged.clone()], &mut verify);
         assert_eq!(visible(&b, "a"), honest);
         assert_eq!(b.unvouched(), 1);
         // Without the head it waits, pending, and never shows; its head never comes, and
         // after a while the pending state goes and b is back where it was.
         forged.head = None;
-        b.apply_vouched(now, vec![forged], &verify);
+        b.apply_vouched(now, vec![forged], &mut verify);
         assert_eq!(visible(&b, "a"), honest);
         let later = now + PENDING_TTL;
-        b.apply_vouched(later, a.deltas_for(&b.digest(), 10_000), &verify);
+        b.apply_vouched(later, a.deltas_for(&b.digest(), 10_000), &mut verify);
         assert_eq!(visible(&b, "a"), honest);
         assert_eq!(b.max_version("a"), a.max_version("a"), "in sync again");
         // A delta behind b's version that jumps past a write it leaves out: pending, unseen.
@@ -1187,10 +1192,10 @@ mod tests {
         let mut first = a.deltas_for(&c.digest(), 10_000).remove(0);
         first.updates.retain(|u| u.key == "y"); // version 2 only: x@3 left out, through 3
         first.head = None;
-        c.apply_vouched(now, vec![first], &verify);
+        c.apply_vouched(now, vec![first], &mut verify);
         assert!(visible(&c, "a").is_empty(), "a gap without a head shows nothing");
         assert_eq!(c.max_version("a"), 2, "and the claimed version beyond the last update is not taken");
-        sync_vouched(&a, &mut c, now, 10_000, &verify);
+        sync_vouched(&a, &mut c, now, 10_000, &mut verify);
         assert_eq!(visible(&c, "a"), honest, "the honest rest completes it, vouched for");
     }
 }

@@ -39,7 +39,7 @@ use super::{AnyCrdt, ReplicaId};
 use crate::membership::table::Address;
 use crate::node::Node;
 use crate::wire::codec::encoded_len;
-use crate::wire::signing::{self, PublicKey, Signature};
+use crate::wire::signing::{self, PublicKey, Signature, SignatureMemo};
 
 /// The member writing as a replica: its name and life (which hash to the replica id) and the
 /// key it signs with.
@@ -198,15 +198,29 @@ impl<A: Address> Node<A> {
     /// (refuse the whole state, so that what is joined can always be proven on). Always `Ok`
     /// without signing.
     pub(crate) fn verify_crdt(
-        &self,
+        &mut self,
         object: &str,
         state: &AnyCrdt,
         proof: Option<&CrdtProof>,
     ) -> Result<Verified, Refusal> {
-        let mut out = Verified::default();
-        if self.signed.is_none() {
-            return Ok(out);
+        let Some(s) = self.signed.as_mut() else { return Ok(Verified::default()) };
+        let mut memo = std::mem::take(&mut s.memo);
+        let checked = self.check_crdt_proof(object, state, proof, &mut memo);
+        if let Some(s) = self.signed.as_mut() {
+            s.memo = memo;
         }
+        checked
+    }
+
+    /// [`Node::verify_crdt`] on a signed node, verifying signatures through `memo`.
+    fn check_crdt_proof(
+        &self,
+        object: &str,
+        state: &AnyCrdt,
+        proof: Option<&CrdtProof>,
+        memo: &mut SignatureMemo,
+    ) -> Result<Verified, Refusal> {
+        let mut out = Verified::default();
         let proof = proof.ok_or(Refusal::Forged)?;
         let claims = state.claims();
         if claims.len() != proof.signatures.len() {
@@ -248,8 +262,9 @@ impl<A: Address> Node<A> {
         for (claim, signed) in claims.iter().zip(&proof.signatures) {
             let author = *authors.get(&claim.author).ok_or(Refusal::Forged)?;
             used.insert(claim.author, author);
-            let verify = |statement: &Statement<'_>| {
-                signing::verify_crdt_claim(label, object, kind, claim.author, statement, &author.key, &signed.sig)
+            let mut verify = |statement: &Statement<'_>| {
+                let claimed = signing::crdt_claim_bytes(label, object, kind, claim.author, statement);
+                memo.verifies(&author.key, &claimed, &signed.sig)
             };
             match (claim.statement, signed.issued) {
                 (Statement::Issued { seq }, Some(upto)) if upto >= seq => {

@@ -18,7 +18,7 @@ use hashbrown::HashMap;
 use crate::membership::limits::TokenBuckets;
 use crate::membership::table::{Address, Slot};
 use crate::node::Node;
-use crate::wire::signing::{self, Keypair, Proof, PublicKey, Signature, Signing, Trust};
+use crate::wire::signing::{self, Keypair, Proof, PublicKey, Signature, SignatureMemo, Signing, Trust};
 use crate::wire::{MemberRecord, MemberState};
 
 /// A signed suspicion this node relays (a death it declares, it signs itself).
@@ -43,9 +43,14 @@ pub(crate) struct SignedState {
     proofs: HashMap<Slot, (Proof, [u8; 32]), ahash::RandomState>,
     /// For suspect members: the accusation this node passes on.
     pub accusations: HashMap<Slot, HeldAccusation, ahash::RandomState>,
+    /// This node's own signature accusing each member it accused, by the life and
+    /// incarnation accused (signed once, not at every transmission).
+    own_accusations: HashMap<Slot, (u64, u32, Signature), ahash::RandomState>,
     accusers: TokenBuckets<CompactString>,
     /// This node's proof of its current record (signed once per change, not per message).
     self_proof: Option<Proof>,
+    /// Signatures verified lately (membership, key/value and CRDT claims alike).
+    pub memo: SignatureMemo,
 }
 
 impl SignedState {
@@ -58,8 +63,10 @@ impl SignedState {
             max_pins: max_members.saturating_mul(2).saturating_add(1024),
             proofs: HashMap::with_hasher(hasher(1)),
             accusations: HashMap::with_hasher(hasher(2)),
+            own_accusations: HashMap::with_hasher(hasher(3)),
             accusers: TokenBuckets::new(signing.accusation_burst, signing.accusations_per_s, keys),
             self_proof: None,
+            memo: SignatureMemo::default(),
         }
     }
 }
@@ -106,11 +113,11 @@ impl<A: Address> Node<A> {
             None if listed => return false,
             _ => {}
         }
-        if !signing::verify_claim(&self.config.cluster_label, record, &proof) {
+        let Some(s) = self.signed.as_mut() else { return false };
+        if !signing::verify_claim(&self.config.cluster_label, record, &proof, &mut s.memo) {
             return false;
         }
         if bound.is_none() {
-            let Some(s) = self.signed.as_mut() else { return false };
             if s.pinned.len() >= s.max_pins {
                 return false;
             }
@@ -120,10 +127,22 @@ impl<A: Address> Node<A> {
     }
 
     /// Whether `sig` is `accuser`'s valid signature accusing `record` (a suspect or dead
-    /// record), by the key bound to the accuser.
-    pub(crate) fn check_accusation(&self, record: &MemberRecord<A>, accuser: &str, sig: &Signature) -> bool {
+    /// record), by the key bound to the accuser. A copy of the accusation held for the member
+    /// (verified when it was kept; keys bound to names never change) is not verified again.
+    pub(crate) fn check_accusation(&mut self, record: &MemberRecord<A>, accuser: &str, sig: &Signature) -> bool {
+        let Some(s) = &self.signed else { return false };
+        let held = self.members.find(&record.name).and_then(|slot| s.accusations.get(&slot));
+        if held.is_some_and(|a| {
+            a.accuser == accuser
+                && a.sig == *sig
+                && a.generation == record.generation
+                && a.incarnation == record.incarnation
+        }) {
+            return true;
+        }
         let Some(key) = self.key_of(accuser) else { return false };
-        signing::verify_accusation(&self.config.cluster_label, record, accuser, &key, sig)
+        let Some(s) = self.signed.as_mut() else { return false };
+        signing::verify_accusation(&self.config.cluster_label, record, accuser, &key, sig, &mut s.memo)
     }
 
     /// Takes one of `accuser`'s tokens for an accusation that starts a suspicion or a
@@ -170,6 +189,7 @@ impl<A: Address> Node<A> {
         if let Some(s) = self.signed.as_mut() {
             s.proofs.remove(&slot);
             s.accusations.remove(&slot);
+            s.own_accusations.remove(&slot);
         }
     }
 
@@ -204,10 +224,34 @@ impl<A: Address> Node<A> {
         (Some(self.name.clone()), signature)
     }
 
+    /// [`Node::own_accusation`] of the table's member in `slot`, signed once per life and
+    /// incarnation accused.
+    fn own_accusation_of(
+        &mut self,
+        slot: Slot,
+        record: &MemberRecord<A>,
+    ) -> (Option<CompactString>, Option<Signature>) {
+        let label = &self.config.cluster_label;
+        let Some(s) = self.signed.as_mut() else { return (Some(self.name.clone()), None) };
+        let sig = match s.own_accusations.get(&slot) {
+            Some(&(generation, incarnation, sig))
+                if generation == record.generation && incarnation == record.incarnation =>
+            {
+                sig
+            }
+            _ => {
+                let sig = s.keypair.accuse(label, record, &self.name);
+                s.own_accusations.insert(slot, (record.generation, record.incarnation, sig));
+                sig
+            }
+        };
+        (Some(self.name.clone()), Some(sig))
+    }
+
     /// Accuser and signature to send with a suspect or dead `record`: the held accusation
     /// (naming `announce` if given), or this node's own.
     pub(crate) fn accusation_out(
-        &self,
+        &mut self,
         slot: Slot,
         record: &MemberRecord<A>,
         announce: Option<&CompactString>,
@@ -221,7 +265,7 @@ impl<A: Address> Node<A> {
         });
         match held {
             Some(a) => (Some(a.accuser.clone()), Some(a.sig)),
-            None => self.own_accusation(record),
+            None => self.own_accusation_of(slot, record),
         }
     }
 }

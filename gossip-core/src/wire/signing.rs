@@ -37,7 +37,7 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt;
 
 use compact_str::CompactString;
@@ -96,6 +96,43 @@ impl PublicKey {
     fn verifies(&self, message: &[u8], sig: &Signature) -> bool {
         let Ok(key) = VerifyingKey::from_bytes(&self.0) else { return false };
         key.verify(message, &ed25519_dalek::Signature::from_bytes(&sig.0)).is_ok()
+    }
+}
+
+/// How many verified signatures a [`SignatureMemo`] remembers (about 100 KiB).
+const MEMO_ENTRIES: usize = 1024;
+
+/// Signatures verified lately, so that the copies of a rumor gossip delivers again and again
+/// cost one Ed25519 verification, not one each. Only successes are remembered, by SHA-256 of
+/// key, signature and message: a hit is exactly a triple verified before (a forgery never
+/// hits, and a flood of them cannot grow the memo). The oldest are forgotten first.
+#[derive(Debug, Default)]
+pub(crate) struct SignatureMemo {
+    verified: BTreeSet<[u8; 32]>,
+    order: VecDeque<[u8; 32]>,
+}
+
+impl SignatureMemo {
+    /// Whether `sig` is `key`'s signature over `message`.
+    pub(crate) fn verifies(&mut self, key: &PublicKey, message: &[u8], sig: &Signature) -> bool {
+        use sha2::{Digest, Sha256};
+        // Key and signature have fixed lengths, so the concatenation is unambiguous.
+        let digest: [u8; 32] =
+            Sha256::new().chain_update(key.0).chain_update(sig.0).chain_update(message).finalize().into();
+        if self.verified.contains(&digest) {
+            return true;
+        }
+        if !key.verifies(message, sig) {
+            return false;
+        }
+        if self.order.len() >= MEMO_ENTRIES {
+            if let Some(oldest) = self.order.pop_front() {
+                self.verified.remove(&oldest);
+            }
+        }
+        self.order.push_back(digest);
+        self.verified.insert(digest);
+        true
     }
 }
 
@@ -313,8 +350,13 @@ impl Keypair {
 }
 
 /// Whether `proof` is a valid signature of `record`'s claim under `proof.key`.
-pub(crate) fn verify_claim<A: Serialize>(label: &str, record: &MemberRecord<A>, proof: &Proof) -> bool {
-    proof.key.verifies(&self_claim_bytes(label, record), &proof.sig)
+pub(crate) fn verify_claim<A: Serialize>(
+    label: &str,
+    record: &MemberRecord<A>,
+    proof: &Proof,
+    memo: &mut SignatureMemo,
+) -> bool {
+    memo.verifies(&proof.key, &self_claim_bytes(label, record), &proof.sig)
 }
 
 /// Whether `sig` is `key`'s accusation of `record` as `accuser`.
@@ -324,8 +366,9 @@ pub(crate) fn verify_accusation<A>(
     accuser: &str,
     key: &PublicKey,
     sig: &Signature,
+    memo: &mut SignatureMemo,
 ) -> bool {
-    key.verifies(&accusation_bytes(label, record, accuser), sig)
+    memo.verifies(key, &accusation_bytes(label, record, accuser), sig)
 }
 
 /// Whether `update` carries `key`'s valid signature as `node`'s write in `generation`.
@@ -335,34 +378,9 @@ pub(crate) fn verify_write(
     generation: u64,
     update: &crate::antientropy::KeyUpdate,
     key: &PublicKey,
+    memo: &mut SignatureMemo,
 ) -> bool {
-    update.sig.is_some_and(|sig| key.verifies(&kv_write_bytes(label, node, generation, update), &sig))
-}
-
-/// Whether `sig` is `key`'s signature of `node`'s live keys hashing to `root` at `version`.
-pub(crate) fn verify_head(
-    label: &str,
-    node: &str,
-    generation: u64,
-    version: u64,
-    root: &[u8; 32],
-    sig: &Signature,
-    key: &PublicKey,
-) -> bool {
-    key.verifies(&kv_head_bytes(label, node, generation, version, root), sig)
-}
-
-/// Whether `sig` is `key`'s signature over a replica's claim about a CRDT object.
-pub(crate) fn verify_crdt_claim(
-    label: &str,
-    object: &str,
-    kind: crate::crdt::CrdtKind,
-    replica: crate::crdt::ReplicaId,
-    statement: &crate::crdt::claims::Statement<'_>,
-    key: &PublicKey,
-    sig: &Signature,
-) -> bool {
-    key.verifies(&crdt_claim_bytes(label, object, kind, replica, statement), sig)
+    update.sig.is_some_and(|sig| memo.verifies(key, &kv_write_bytes(label, node, generation, update), &sig))
 }
 
 fn parse_hex32(hex: &str) -> Result<[u8; 32], SigningError> {
@@ -390,16 +408,17 @@ mod tests {
         let id = Keypair::from_secret([7; 32]);
         let alive = record(MemberState::Alive, 3);
         let proof = id.prove("c", &alive);
-        assert!(verify_claim("c", &alive, &proof));
+        let memo = &mut SignatureMemo::default();
+        assert!(verify_claim("c", &alive, &proof, memo));
         // A suspicion of the same incarnation carries the alive proof.
-        assert!(verify_claim("c", &record(MemberState::Suspect, 3), &proof));
-        assert!(!verify_claim("c", &record(MemberState::Alive, 4), &proof), "another incarnation");
-        assert!(!verify_claim("c", &record(MemberState::Left, 3), &proof), "a leave is its own claim");
-        assert!(!verify_claim("other-cluster", &alive, &proof));
+        assert!(verify_claim("c", &record(MemberState::Suspect, 3), &proof, memo));
+        assert!(!verify_claim("c", &record(MemberState::Alive, 4), &proof, memo), "another incarnation");
+        assert!(!verify_claim("c", &record(MemberState::Left, 3), &proof, memo), "a leave is its own claim");
+        assert!(!verify_claim("other-cluster", &alive, &proof, memo));
         let moved = MemberRecord { addr: 8, ..alive.clone() };
-        assert!(!verify_claim("c", &moved, &proof), "the address is part of the claim");
+        assert!(!verify_claim("c", &moved, &proof, memo), "the address is part of the claim");
         let stranger = Keypair::from_secret([8; 32]);
-        assert!(!verify_claim("c", &alive, &Proof { key: stranger.public_key(), ..proof }));
+        assert!(!verify_claim("c", &alive, &Proof { key: stranger.public_key(), ..proof }, memo));
     }
 
     #[test]
@@ -407,10 +426,33 @@ mod tests {
         let id = Keypair::from_secret([9; 32]);
         let suspect = record(MemberState::Suspect, 2);
         let sig = id.accuse("c", &suspect, "b");
-        assert!(verify_accusation("c", &suspect, "b", &id.public_key(), &sig));
-        assert!(!verify_accusation("c", &suspect, "x", &id.public_key(), &sig), "another accuser");
-        assert!(verify_accusation("c", &record(MemberState::Dead, 2), "b", &id.public_key(), &sig), "suspect or dead");
-        assert!(!verify_accusation("c", &record(MemberState::Suspect, 3), "b", &id.public_key(), &sig));
+        let memo = &mut SignatureMemo::default();
+        assert!(verify_accusation("c", &suspect, "b", &id.public_key(), &sig, memo));
+        assert!(!verify_accusation("c", &suspect, "x", &id.public_key(), &sig, memo), "another accuser");
+        assert!(
+            verify_accusation("c", &record(MemberState::Dead, 2), "b", &id.public_key(), &sig, memo),
+            "suspect or dead"
+        );
+        assert!(!verify_accusation("c", &record(MemberState::Suspect, 3), "b", &id.public_key(), &sig, memo));
+    }
+
+    #[test]
+    fn the_memo_remembers_exact_verified_signatures_only() {
+        let (id, other) = (Keypair::from_secret([3; 32]), Keypair::from_secret([4; 32]));
+        let sig = id.sign(b"m");
+        let memo = &mut SignatureMemo::default();
+        assert!(memo.verifies(&id.public_key(), b"m", &sig));
+        assert!(memo.verifies(&id.public_key(), b"m", &sig), "a copy");
+        assert!(!memo.verifies(&id.public_key(), b"n", &sig), "another message");
+        assert!(!memo.verifies(&other.public_key(), b"m", &sig), "another key");
+        assert!(!memo.verifies(&id.public_key(), b"m", &other.sign(b"m")), "another signature");
+        assert_eq!(memo.order.len(), 1, "failures are not remembered");
+        for i in 0..MEMO_ENTRIES + 10 {
+            let message = i.to_le_bytes();
+            assert!(memo.verifies(&id.public_key(), &message, &id.sign(&message)));
+        }
+        assert_eq!((memo.order.len(), memo.verified.len()), (MEMO_ENTRIES, MEMO_ENTRIES), "bounded");
+        assert!(memo.verifies(&id.public_key(), b"m", &sig), "forgotten, then verified again");
     }
 
     #[test]
