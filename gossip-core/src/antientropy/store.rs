@@ -678,7 +678,7 @@ impl KvStore {
             match head {
                 Some(h) if pending.state.max_version == through => {
                     let state = pending.state;
-                    if verify(&node, state.generation, through, &h) && state.root() == h.root {
+                    if state.root() == h.root && verify(&node, state.generation, through, &h) {
                         changes.extend(diff(&node, p, &state));
                         *p = state;
                         p.head = Some((through, h));
