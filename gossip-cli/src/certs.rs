@@ -10,7 +10,9 @@ use gossip_quic::ClusterCa;
 #[derive(Debug, Args)]
 #[command(after_help = "Writes DIR/ca.pem (every node trusts it), DIR/ca.key (keep it off the nodes) and \
     DIR/NAME.pem + DIR/NAME.key for each node. Run a node with:\n  \
-    gossip agent --transport quic --ca DIR/ca.pem --cert DIR/NAME.pem --key DIR/NAME.key ...")]
+    gossip agent --transport quic --ca DIR/ca.pem --cert DIR/NAME.pem --key DIR/NAME.key ...\n\
+    To add nodes to a running cluster, issue their certificates with its CA (nothing else changes):\n  \
+    gossip certs --ca DIR/ca.pem --ca-key DIR/ca.key --node NEW --out DIR")]
 pub struct CertsArgs {
     /// Directory to write into (created if missing).
     #[arg(long, default_value = "certs")]
@@ -22,8 +24,14 @@ pub struct CertsArgs {
     #[arg(long)]
     force: bool,
     /// Name of a new CA.
-    #[arg(long, default_value = "gossip cluster CA")]
+    #[arg(long, default_value = "gossip cluster CA", conflicts_with = "ca")]
     ca_name: String,
+    /// Issue with this existing CA certificate (a cluster's ca.pem) instead of a new CA.
+    #[arg(long, value_name = "FILE", requires = "ca_key")]
+    ca: Option<PathBuf>,
+    /// The existing CA's private key (a cluster's ca.key).
+    #[arg(long, value_name = "FILE", requires = "ca")]
+    ca_key: Option<PathBuf>,
 }
 
 pub fn run(args: CertsArgs) -> Result<(), String> {
@@ -35,8 +43,16 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
             return Err(format!("--node {name:?}: names are 1 to 128 of A-Z a-z 0-9 - _ ."));
         }
     }
+    // An existing CA is loaded first: a wrong file must not leave a half-written directory.
+    let existing = match (&args.ca, &args.ca_key) {
+        (Some(cert), Some(key)) => Some(ClusterCa::from_pem_files(cert, key).map_err(|e| e.to_string())?),
+        _ => None,
+    };
     std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
-    let mut files = vec![args.out.join("ca.pem"), args.out.join("ca.key")];
+    let mut files = match existing {
+        Some(_) => Vec::new(),
+        None => vec![args.out.join("ca.pem"), args.out.join("ca.key")],
+    };
     for name in &args.nodes {
         files.push(args.out.join(format!("{name}.pem")));
         files.push(args.out.join(format!("{name}.key")));
@@ -46,9 +62,15 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
             return Err(format!("{} exists (use --force to overwrite)", existing.display()));
         }
     }
-    let ca = ClusterCa::generate(&args.ca_name).map_err(|e| e.to_string())?;
-    write_pem(&files[0], &ca.cert_pem()).map_err(|e| e.to_string())?;
-    write_pem(&files[1], &ca.key_pem()).map_err(|e| e.to_string())?;
+    let ca = match existing {
+        Some(ca) => ca,
+        None => {
+            let ca = ClusterCa::generate(&args.ca_name).map_err(|e| e.to_string())?;
+            write_pem(&files[0], &ca.cert_pem()).map_err(|e| e.to_string())?;
+            write_pem(&files[1], &ca.key_pem()).map_err(|e| e.to_string())?;
+            ca
+        }
+    };
     for name in &args.nodes {
         let issued = ca.issue(name).map_err(|e| e.to_string())?;
         write_pem(&args.out.join(format!("{name}.pem")), &issued.cert_pem).map_err(|e| e.to_string())?;

@@ -125,10 +125,16 @@ impl ClusterTls {
     }
 }
 
-/// A generated cluster CA, able to sign node certificates.
+/// A cluster CA, able to sign node certificates: generated, or loaded from the files an earlier
+/// `gossip certs` wrote (to add nodes to a running cluster).
 pub struct ClusterCa {
+    /// What issued certificates are signed as (for a loaded CA, rebuilt from its certificate:
+    /// same name and key, so what it signs chains to the original).
     cert: rcgen::Certificate,
     key: rcgen::KeyPair,
+    /// The CA certificate the nodes trust, as written.
+    pem: String,
+    der: CertificateDer<'static>,
 }
 
 impl std::fmt::Debug for ClusterCa {
@@ -155,17 +161,52 @@ impl ClusterCa {
         params.distinguished_name.push(rcgen::DnType::CommonName, name);
         params.key_usages = vec![rcgen::KeyUsagePurpose::KeyCertSign, rcgen::KeyUsagePurpose::CrlSign];
         let cert = params.self_signed(&key)?;
-        Ok(ClusterCa { cert, key })
+        let (pem, der) = (cert.pem(), cert.der().clone());
+        Ok(ClusterCa { cert, key, pem, der })
+    }
+
+    /// The CA that `cert_pem` (its certificate) and `key_pem` (its private key) hold, as
+    /// `gossip certs` writes them to `ca.pem` and `ca.key`: certificates it issues are trusted
+    /// by the nodes already running with that `ca.pem`.
+    pub fn from_pem(cert_pem: &str, key_pem: &str) -> Result<Self, TlsError> {
+        ClusterCa::load(cert_pem, key_pem, Path::new("<CA certificate>"), Path::new("<CA key>"))
+    }
+
+    /// [`ClusterCa::from_pem`] from files.
+    pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
+        let read = |path: &Path| {
+            std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.to_owned(), source })
+        };
+        ClusterCa::load(&read(cert)?, &read(key)?, cert, key)
+    }
+
+    /// Loads a CA; errors name `cert_path` or `key_path`.
+    fn load(cert_pem: &str, key_pem: &str, cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
+        let refused = |path: &Path, what: &str| TlsError::Pem { path: path.to_owned(), what: what.into() };
+        let der =
+            CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|_| refused(cert_path, "no certificate"))?;
+        let (_, parsed) = x509_parser::parse_x509_certificate(&der)
+            .map_err(|_| refused(cert_path, "the certificate does not parse"))?;
+        if !parsed.is_ca() {
+            return Err(refused(cert_path, "not a CA certificate (no CA basic constraint)"));
+        }
+        let key = rcgen::KeyPair::from_pem(key_pem).map_err(|_| refused(key_path, "no usable private key"))?;
+        if parsed.public_key().raw != key.public_key_der().as_slice() {
+            return Err(refused(key_path, "not the private key of the CA certificate"));
+        }
+        let params = rcgen::CertificateParams::from_ca_cert_der(&der)?;
+        let cert = params.self_signed(&key)?;
+        Ok(ClusterCa { cert, key, pem: cert_pem.to_owned(), der })
     }
 
     /// The CA certificate, PEM (what every node trusts).
     pub fn cert_pem(&self) -> String {
-        self.cert.pem()
+        self.pem.clone()
     }
 
     /// The CA certificate, DER.
     pub fn cert_der(&self) -> CertificateDer<'static> {
-        self.cert.der().clone()
+        self.der.clone()
     }
 
     /// The CA's private key, PEM (keep it off the nodes).
@@ -201,4 +242,25 @@ impl ClusterCa {
 /// Writes `contents` to `path`, as a [`TlsError`] on failure.
 pub fn write_pem(path: &Path, contents: &str) -> Result<(), TlsError> {
     std::fs::write(path, contents).map_err(|source| TlsError::Io { path: path.to_owned(), source })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_loads_from_its_pem_and_refuses_a_wrong_key_or_a_node_certificate() {
+        let ca = ClusterCa::generate("c").expect("CA");
+        let other = ClusterCa::generate("d").expect("CA");
+        let loaded = ClusterCa::from_pem(&ca.cert_pem(), &ca.key_pem()).expect("loads");
+        assert_eq!((loaded.cert_pem(), loaded.cert_der()), (ca.cert_pem(), ca.cert_der()));
+        assert!(loaded.issue("n1").is_ok());
+        let wrong_key = ClusterCa::from_pem(&ca.cert_pem(), &other.key_pem());
+        assert!(matches!(&wrong_key, Err(TlsError::Pem { what, .. }) if what.contains("not the private key")));
+        let node = ca.issue("n2").expect("issued");
+        let not_ca = ClusterCa::from_pem(&node.cert_pem, &node.key_pem);
+        assert!(matches!(&not_ca, Err(TlsError::Pem { what, .. }) if what.contains("not a CA")));
+        assert!(matches!(ClusterCa::from_pem("junk", &ca.key_pem()), Err(TlsError::Pem { .. })));
+        assert!(matches!(ClusterCa::from_pem(&ca.cert_pem(), "junk"), Err(TlsError::Pem { .. })));
+    }
 }

@@ -1,5 +1,6 @@
 //! Real QUIC nodes on 127.0.0.1 (gossip-quic): mutual TLS against a cluster CA, convergence,
-//! crash detection, restarts, a refused stranger, and the same membership outcome as UDP.
+//! crash detection, restarts, a refused stranger, a node added by the reloaded CA, and the same
+//! membership outcome as UDP.
 //! Every wait is bounded.
 
 use std::net::SocketAddr;
@@ -70,6 +71,24 @@ fn a_node_whose_certificate_the_cluster_ca_did_not_sign_cannot_join() {
         assert!(n.handle.member("intruder").is_none(), "{} lets the stranger in", n.name());
         assert_eq!(n.handle.members().len(), 2);
     }
+}
+
+/// Adding a node to a running cluster: the CA is loaded again from the PEM `gossip certs`
+/// wrote, and the certificate it issues is trusted by nodes that only know the original.
+#[test]
+fn a_node_issued_by_the_reloaded_cluster_ca_joins_the_running_cluster() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    let mut nodes = quic_cluster(&ca, 3, "a");
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    let reloaded = ClusterCa::from_pem(&ca.cert_pem(), &ca.key_pem()).expect("the CA loads from its PEM");
+    assert_eq!(reloaded.cert_der(), ca.cert_der(), "nodes keep trusting the certificate as written");
+    let seed = nodes[0].addr();
+    nodes.push(quic_node(reloaded.node_tls("a3").expect("cert"), "a3", &[seed]));
+    let t = wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns));
+    assert!(t.is_some(), "the added node did not converge: {}", view_summary(&nodes));
+    assert!(nodes.iter().all(|n| n.handle.members().len() == 3));
 }
 
 #[test]
