@@ -1,8 +1,8 @@
 //! `gossip` — the project's command line.
 //!
 //! `demo` (16 real UDP nodes in one process), `agent` (one node, JSON lines), `cluster` (the
-//! real-network benchmark), `sim` (deterministic experiments on the simulator) and `certs`
-//! (TLS material for the QUIC transport).
+//! real-network benchmark), `sim` (deterministic experiments on the simulator), `certs`
+//! (TLS material for the QUIC transport) and `keygen` (keyring and Ed25519 signing keys).
 #![forbid(unsafe_code)]
 
 /// `println!` that exits quietly when stdout is closed (e.g. piped into `head`) instead of

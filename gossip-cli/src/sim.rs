@@ -104,8 +104,9 @@ pub struct SimArgs {
     /// The experiment.
     #[arg(value_enum)]
     scenario: Scenario,
-    /// run: the scenario file (see examples/*.toml). It sets nodes, seed, runs, preset and
-    /// network itself: with `run`, only --json and --plot apply.
+    /// run: the scenario file (see examples/*.toml). It sets nodes, preset and network
+    /// itself: with `run`, only --seed, --runs (which replace the file's), --json and --plot
+    /// apply.
     #[arg(value_name = "FILE.toml", required_if_eq("scenario", "run"))]
     file: Option<std::path::PathBuf>,
     /// Cluster size.

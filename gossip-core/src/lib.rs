@@ -9,7 +9,7 @@
 //! | [`antientropy`] | replicated key/value state reconciled Scuttlebutt-style: digests, deltas, tombstones |
 //! | [`crdt`] | delta-state CRDTs (counters, registers, add-wins set) replicated by rumors and anti-entropy |
 //! | [`aggregate`] | push-sum: cluster-wide sum, count and average of a per-node value |
-//! | [`wire`] | messages, envelope and the bounded postcard codec |
+//! | [`wire`] | messages, envelope and the bounded postcard codec; datagram sealing with a keyring ([`wire::security`]) and signed self-state ([`wire::signing`]) |
 //! | [`config`] | settings, presets (`lan`, `wan`, `local`) and validation |
 //! | [`event`], [`transmit`], [`metrics`] | what the node hands back to its driver |
 //!

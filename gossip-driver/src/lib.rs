@@ -1,13 +1,16 @@
 //! # gossip-driver — the runtime-agnostic async driver of the gossip core
 //!
 //! Everything the runtime adapters share: the loop that drives a
-//! [`gossip_core::Node`] over a UDP socket, the cloneable [`Handle`], the [`EventStream`],
+//! [`gossip_core::Node`] over a datagram socket, the cloneable [`Handle`], the [`EventStream`],
 //! the [`Builder`], typed errors and a [`FaultySocket`] for loss injection in tests. An
-//! adapter only implements the small [`Runtime`] trait (a UDP socket, a timer, `spawn`), the
-//! way quinn's runtime modules do; use the adapters, not this crate, in applications:
+//! adapter only implements the small [`Runtime`] trait (a datagram socket, optionally with a
+//! reliable path for large transfers, a timer, `spawn`), the way quinn's runtime modules do;
+//! use the adapters, not this crate, in applications:
 //!
-//! - `gossip-tokio` — tokio;
-//! - `gossip-smol` — async-io, for smol (and async-std, which is deprecated in favour of smol).
+//! - `gossip-tokio` — tokio, over UDP;
+//! - `gossip-smol` — async-io over UDP, for smol (and async-std, which is deprecated in favour
+//!   of smol);
+//! - `gossip-quic` — quinn (on tokio): QUIC datagrams, and streams for anti-entropy transfers.
 //!
 //! ## How the driver runs
 //!

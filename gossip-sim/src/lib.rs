@@ -3,8 +3,9 @@
 //! Runs many real [`gossip_core::Node`]s over a simulated network, in virtual time, without
 //! sockets. Every datagram goes through the real codec. The network injects
 //! per-link latency (uniform between two bounds), loss, duplication, reordering and
-//! partitions; nodes can crash, restart under a new generation, and stall (their inputs and
-//! timers are held back, as when a process is CPU-starved or paused by a GC).
+//! partitions; nodes can crash, restart under a new generation, stall (their inputs and
+//! timers are held back, as when a process is CPU-starved or paused by a GC) and run slow
+//! (every datagram processed late, timers on time).
 //!
 //! Same seed, same calls: same trace, bit for bit, on any number of threads. Addresses are `u32` node ids, so memory
 //! goes to the protocol, and 10,000 nodes fit in one process.
@@ -14,6 +15,10 @@
 //! parallel (rayon, on every core) when enough of them have work. Each node owns its event
 //! queue and the randomness of what it sends, and events at the same instant are ordered by
 //! sender and the sender's count, so results do not depend on the number of threads.
+//!
+//! [`scenarios`] holds the experiments behind `gossip sim` (join, failure, partition, stall,
+//! churn, anti-entropy, CRDT, push-sum), and [`script`] the engine behind `gossip sim run`:
+//! incidents written as TOML timelines of faults and checks.
 //!
 //! [`rumor`] is apart: Demers et al.'s rumor-mongering models in synchronous rounds, without
 //! the core (one byte per node), for millions of nodes.
