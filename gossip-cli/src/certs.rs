@@ -3,7 +3,7 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use gossip_quic::tls::write_pem;
+use gossip_quic::tls::{write_pem, write_private_pem};
 use gossip_quic::ClusterCa;
 
 /// Arguments of `gossip certs`.
@@ -12,11 +12,12 @@ use gossip_quic::ClusterCa;
     DIR/NAME.pem + DIR/NAME.key for each node. Run a node with:\n  \
     gossip agent --transport quic --ca DIR/ca.pem --cert DIR/NAME.pem --key DIR/NAME.key ...\n\
     To add nodes to a running cluster, issue their certificates with its CA (nothing else changes):\n  \
-    gossip certs --ca DIR/ca.pem --ca-key DIR/ca.key --node NEW --out DIR")]
+    gossip certs --ca DIR/ca.pem --ca-key DIR/ca.key --node NEW   (writes DIR/NEW.pem, DIR/NEW.key)")]
 pub struct CertsArgs {
-    /// Directory to write into (created if missing).
-    #[arg(long, default_value = "certs")]
-    out: PathBuf,
+    /// Directory to write into (created if missing) [default: `certs`, or with --ca the CA's
+    /// directory].
+    #[arg(long)]
+    out: Option<PathBuf>,
     /// Node names to issue certificates for; repeatable, or comma-separated.
     #[arg(long = "node", value_delimiter = ',', required = true)]
     nodes: Vec<String>,
@@ -35,6 +36,7 @@ pub struct CertsArgs {
 }
 
 pub fn run(args: CertsArgs) -> Result<(), String> {
+    let mut seen = std::collections::BTreeSet::new();
     for name in &args.nodes {
         let ok = !name.is_empty()
             && name.len() <= 128
@@ -42,20 +44,32 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
         if !ok {
             return Err(format!("--node {name:?}: names are 1 to 128 of A-Z a-z 0-9 - _ ."));
         }
+        if name == "ca" {
+            return Err("--node ca: the name is the CA's own files (ca.pem, ca.key)".to_owned());
+        }
+        if !seen.insert(name) {
+            return Err(format!("--node {name:?} is named twice"));
+        }
     }
+    let out = match (&args.out, &args.ca) {
+        (Some(out), _) => out.clone(),
+        (None, Some(ca)) => ca.parent().map_or_else(|| PathBuf::from("."), PathBuf::from),
+        (None, None) => PathBuf::from("certs"),
+    };
+    let out = if out.as_os_str().is_empty() { PathBuf::from(".") } else { out };
     // An existing CA is loaded first: a wrong file must not leave a half-written directory.
     let existing = match (&args.ca, &args.ca_key) {
         (Some(cert), Some(key)) => Some(ClusterCa::from_pem_files(cert, key).map_err(|e| e.to_string())?),
         _ => None,
     };
-    std::fs::create_dir_all(&args.out).map_err(|e| format!("{}: {e}", args.out.display()))?;
+    std::fs::create_dir_all(&out).map_err(|e| format!("{}: {e}", out.display()))?;
     let mut files = match existing {
         Some(_) => Vec::new(),
-        None => vec![args.out.join("ca.pem"), args.out.join("ca.key")],
+        None => vec![out.join("ca.pem"), out.join("ca.key")],
     };
     for name in &args.nodes {
-        files.push(args.out.join(format!("{name}.pem")));
-        files.push(args.out.join(format!("{name}.key")));
+        files.push(out.join(format!("{name}.pem")));
+        files.push(out.join(format!("{name}.key")));
     }
     if !args.force {
         if let Some(existing) = files.iter().find(|f| f.exists()) {
@@ -67,18 +81,15 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
         None => {
             let ca = ClusterCa::generate(&args.ca_name).map_err(|e| e.to_string())?;
             write_pem(&files[0], &ca.cert_pem()).map_err(|e| e.to_string())?;
-            write_pem(&files[1], &ca.key_pem()).map_err(|e| e.to_string())?;
+            write_private_pem(&files[1], &ca.key_pem()).map_err(|e| e.to_string())?;
             ca
         }
     };
     for name in &args.nodes {
         let issued = ca.issue(name).map_err(|e| e.to_string())?;
-        write_pem(&args.out.join(format!("{name}.pem")), &issued.cert_pem).map_err(|e| e.to_string())?;
-        write_pem(&args.out.join(format!("{name}.key")), &issued.key_pem).map_err(|e| e.to_string())?;
+        write_pem(&out.join(format!("{name}.pem")), &issued.cert_pem).map_err(|e| e.to_string())?;
+        write_private_pem(&out.join(format!("{name}.key")), &issued.key_pem).map_err(|e| e.to_string())?;
     }
-    out!(
-        "{}",
-        serde_json::json!({"event": "certs_written", "dir": args.out.display().to_string(), "nodes": args.nodes})
-    );
+    out!("{}", serde_json::json!({"event": "certs_written", "dir": out.display().to_string(), "nodes": args.nodes}));
     Ok(())
 }

@@ -175,14 +175,15 @@ impl ClusterCa {
     /// [`ClusterCa::from_pem`] from files.
     pub fn from_pem_files(cert: &Path, key: &Path) -> Result<Self, TlsError> {
         let read = |path: &Path| {
-            std::fs::read_to_string(path).map_err(|source| TlsError::Io { path: path.to_owned(), source })
+            let bytes = std::fs::read(path).map_err(|source| TlsError::Io { path: path.to_owned(), source })?;
+            String::from_utf8(bytes).map_err(|_| TlsError::Pem { path: path.to_owned(), what: "not PEM text".into() })
         };
         ClusterCa::load(&read(cert)?, &read(key)?, cert, key)
     }
 
     /// Loads a CA; errors name `cert_path` or `key_path`.
     fn load(cert_pem: &str, key_pem: &str, cert_path: &Path, key_path: &Path) -> Result<Self, TlsError> {
-        let refused = |path: &Path, what: &str| TlsError::Pem { path: path.to_owned(), what: what.into() };
+        let refused = |path: &Path, what: &str| TlsError::Pem { path: path.to_owned(), what: what.to_owned() };
         let der =
             CertificateDer::from_pem_slice(cert_pem.as_bytes()).map_err(|_| refused(cert_path, "no certificate"))?;
         let (_, parsed) = x509_parser::parse_x509_certificate(&der)
@@ -190,12 +191,25 @@ impl ClusterCa {
         if !parsed.is_ca() {
             return Err(refused(cert_path, "not a CA certificate (no CA basic constraint)"));
         }
-        let key = rcgen::KeyPair::from_pem(key_pem).map_err(|_| refused(key_path, "no usable private key"))?;
+        let key = rcgen::KeyPair::from_pem(key_pem)
+            .map_err(|e| refused(key_path, &format!("no usable private key (PKCS#8 PEM): {e}")))?;
         if parsed.public_key().raw != key.public_key_der().as_slice() {
             return Err(refused(key_path, "not the private key of the CA certificate"));
         }
-        let params = rcgen::CertificateParams::from_ca_cert_der(&der)?;
-        let cert = params.self_signed(&key)?;
+        let cert = rcgen::CertificateParams::from_ca_cert_der(&der)
+            .and_then(|params| params.self_signed(&key))
+            .map_err(|e| refused(cert_path, &format!("cannot sign as this CA: {e}")))?;
+        // What is signed names the CA as its issuer by the subject rebuilt from the certificate;
+        // webpki compares names byte for byte, so a name rcgen cannot rebuild exactly (several
+        // values of one attribute, unusual string types) would issue certificates nobody trusts.
+        let same_subject = x509_parser::parse_x509_certificate(cert.der())
+            .is_ok_and(|(_, rebuilt)| rebuilt.subject().as_raw() == parsed.subject().as_raw());
+        if !same_subject {
+            return Err(refused(
+                cert_path,
+                "the CA's name cannot be reproduced exactly; issue from the tool that made it",
+            ));
+        }
         Ok(ClusterCa { cert, key, pem: cert_pem.to_owned(), der })
     }
 
@@ -244,6 +258,24 @@ pub fn write_pem(path: &Path, contents: &str) -> Result<(), TlsError> {
     std::fs::write(path, contents).map_err(|source| TlsError::Io { path: path.to_owned(), source })
 }
 
+/// Writes a private key to `path`, readable by its owner only (mode 0600 on Unix, also when
+/// the file existed with wider permissions).
+pub fn write_private_pem(path: &Path, contents: &str) -> Result<(), TlsError> {
+    let io = |source| TlsError::Io { path: path.to_owned(), source };
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+        options.mode(0o600);
+        if path.exists() {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600)).map_err(io)?;
+        }
+    }
+    let mut file = options.open(path).map_err(io)?;
+    std::io::Write::write_all(&mut file, contents.as_bytes()).map_err(io)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,5 +294,19 @@ mod tests {
         assert!(matches!(&not_ca, Err(TlsError::Pem { what, .. }) if what.contains("not a CA")));
         assert!(matches!(ClusterCa::from_pem("junk", &ca.key_pem()), Err(TlsError::Pem { .. })));
         assert!(matches!(ClusterCa::from_pem(&ca.cert_pem(), "junk"), Err(TlsError::Pem { .. })));
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn private_keys_are_written_for_their_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let path = std::env::temp_dir().join(format!("gossip-quic-key-test-{}.key", std::process::id()));
+        std::fs::write(&path, "old").expect("write");
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        write_private_pem(&path, "secret").expect("written");
+        let mode = std::fs::metadata(&path).expect("metadata").permissions().mode() & 0o777;
+        let contents = std::fs::read_to_string(&path).expect("read");
+        std::fs::remove_file(&path).expect("remove");
+        assert_eq!((mode, contents.as_str()), (0o600, "secret"));
     }
 }
