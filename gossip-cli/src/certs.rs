@@ -72,8 +72,8 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
         files.push(out.join(format!("{name}.key")));
     }
     if !args.force {
-        if let Some(existing) = files.iter().find(|f| f.exists()) {
-            return Err(format!("{} exists (use --force to overwrite)", existing.display()));
+        if let Some(taken) = files.iter().find(|f| f.exists()) {
+            return Err(format!("{} exists (use --force to overwrite)", taken.display()));
         }
     }
     let ca = match existing {
