@@ -226,7 +226,12 @@ impl<A: Address> Node<A> {
             suspicions: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[1], keys[0], keys[3], keys[2])),
             suspicion_deadlines: BTreeSet::new(),
             suspicion_checks: BTreeSet::new(),
-            dissemination: Dissemination::new(config.max_queued_rumors, keys),
+            // Broadcast ids go with the origin's name only (the wire has no generation), so
+            // each life numbers from its own point: a node restarted within the de-duplication
+            // window would otherwise reuse ids its peers still hold, and its broadcasts vanish.
+            dissemination: Dissemination::new(config.max_queued_rumors, keys).numbering_broadcasts_after(
+                xxhash_rust::xxh3::xxh3_64_with_seed(identity.name.as_bytes(), identity.generation) >> 16,
+            ),
             outbox: VecDeque::new(),
             events: VecDeque::new(),
             metrics: Metrics::default(),
@@ -381,15 +386,16 @@ impl<A: Address> Node<A> {
     }
 
     /// Turns sealing on: datagrams packed `SEAL_OVERHEAD` bytes shorter (the caller checked
-    /// the MTU allows it), and a nonce prefix random and different for every life of the
-    /// node, even with one seed.
+    /// the MTU allows it), and a nonce prefix and counter start random and different for
+    /// every life of the node, even with one seed.
     fn start_sealing(&mut self, keyring: crate::wire::security::Keyring, mode: crate::wire::security::SealMode) {
         use crate::wire::security::{Sealer, SEAL_OVERHEAD};
         self.config.mtu -= SEAL_OVERHEAD;
         self.config.bulk_mtu = self.config.bulk_mtu.map(|b| b - SEAL_OVERHEAD);
         let life = xxhash_rust::xxh3::xxh3_64_with_seed(self.name.as_bytes(), self.generation) as u32;
         let prefix = (self.rng.random::<u32>() ^ life).to_be_bytes();
-        self.sealer = Some(Sealer::new(keyring, mode, prefix));
+        let start = (self.rng.random::<u64>() ^ xxhash_rust::xxh3::xxh3_64_with_seed(&prefix, self.generation)) >> 2;
+        self.sealer = Some(Sealer::new(keyring, mode, prefix).with_counter_after(start));
     }
 
     /// Makes the installed key `id` ([`Key::id`](crate::wire::security::Key::id)) the one
@@ -733,7 +739,7 @@ impl<A: Address> Node<A> {
         if payload.len() > max {
             return Err(CommandError::PayloadTooLarge { len: payload.len(), max });
         }
-        self.dissemination.next_broadcast_id += 1;
+        self.dissemination.next_broadcast_id = self.dissemination.next_broadcast_id.wrapping_add(1);
         let id = self.dissemination.next_broadcast_id;
         let key = (self.name.clone(), id);
         self.dissemination.first_sighting(now, &key);

@@ -618,8 +618,51 @@ fn oversized_broadcast_is_rejected() {
     assert!(max > 1000 && max < 1400, "max {max}");
     assert_eq!(node.broadcast(now, vec![0; max + 1]), Err(CommandError::PayloadTooLarge { len: max + 1, max }));
     assert_eq!(node.broadcast(now, vec![0; 65_536]), Err(CommandError::PayloadTooLarge { len: 65_536, max }));
-    assert_eq!(node.broadcast(now, vec![0; max]), Ok(1));
-    assert_eq!(node.broadcast(now, Vec::new()), Ok(2));
+    let first = node.broadcast(now, vec![0; max]).expect("fits");
+    assert_eq!(node.broadcast(now, Vec::new()), Ok(first + 1));
+}
+
+/// Broadcast ids are keyed by the origin's name alone, so each life of a node numbers its
+/// broadcasts from a point of its own: the first broadcast after a quick restart is not taken
+/// for the previous life's first, which peers still hold as seen.
+#[test]
+fn a_restarted_node_broadcasts_under_ids_its_earlier_life_did_not_use() {
+    let now = Instant::now();
+    let mut before =
+        Node::new(Config::lan(), Identity { name: "a".into(), addr: 1, generation: 1 }, 7, now).expect("valid node");
+    let mut after =
+        Node::new(Config::lan(), Identity { name: "a".into(), addr: 1, generation: 2 }, 7, now).expect("valid node");
+    let first_before = before.broadcast(now, b"one".to_vec()).expect("fits");
+    let first_after = after.broadcast(now, b"two".to_vec()).expect("fits");
+    assert_ne!(first_before, first_after);
+    let mut peer = new_node(Config::lan(), "b", 2, now);
+    for (id, payload) in [(first_before, b"one"), (first_after, b"two")] {
+        let message = Message::Broadcast { origin: "a".into(), id, payload: payload.to_vec() };
+        peer.handle_message(now, 1, &datagram(&Config::lan().cluster_label, "a", &[message])).expect("taken");
+    }
+    let got: Vec<Vec<u8>> = broadcast_events(&drain_events(&mut peer)).into_iter().map(|(_, _, p)| p).collect();
+    assert_eq!(got, vec![b"one".to_vec(), b"two".to_vec()], "both lives' broadcasts delivered");
+}
+
+/// A push-sum share with a forged epoch far ahead neither creates an aggregate stuck there nor
+/// moves an existing one: both are refused and counted.
+#[test]
+fn a_push_sum_share_of_a_forged_epoch_is_refused() {
+    use gossip_core::aggregate::{AggregateShare, Mass};
+    let now = Instant::now();
+    let mut node = new_node(Config::lan(), "b", 2, now);
+    let share = |epoch| AggregateShare { name: "load".into(), epoch, mass: Mass { sum: 1.0, count: 1.0, weight: 0.5 } };
+    let send = |node: &mut Node<u32>, epoch| {
+        let message = Message::PushSum { shares: vec![share(epoch)] };
+        let _ = node.handle_message(now, 1, &datagram(&Config::lan().cluster_label, "a", &[message]));
+    };
+    send(&mut node, u64::MAX);
+    assert_eq!(node.metrics().aggregate_refused, 1);
+    send(&mut node, 3);
+    assert_eq!(node.metrics().aggregate_refused, 1, "a real epoch creates it");
+    send(&mut node, u64::MAX);
+    assert_eq!(node.metrics().aggregate_refused, 2);
+    assert_eq!(node.aggregate("load").map(|e| e.epoch), Some(3));
 }
 
 fn broadcast_events(events: &[Event<u32>]) -> Vec<(String, u64, Vec<u8>)> {

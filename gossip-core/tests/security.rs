@@ -48,9 +48,10 @@ fn tampered_foreign_key_replayed_and_plaintext_datagrams_are_refused_and_counted
     let now = net.now;
     let target = &mut net.nodes[1];
     let before = target.metrics();
-    // Replayed: a datagram already delivered.
+    // Replayed: a datagram already delivered, from its sender's address and from another.
     let replay = captured.last().cloned().expect("traffic to n1");
     let _ = target.handle_message(now, 1, &replay);
+    assert_eq!(target.handle_message(now, 77, &replay).ok(), None, "a replay from elsewhere is refused too");
     // Tampered: one bit flipped in the ciphertext.
     let mut tampered = replay.clone();
     let last = tampered.len() - 1;
@@ -76,7 +77,7 @@ fn tampered_foreign_key_replayed_and_plaintext_datagrams_are_refused_and_counted
     assert!(target.handle_message(now, 99, &plain).is_err());
     let after = target.metrics();
     let delta = |r: DropReason| after.dropped(r) - before.dropped(r);
-    assert!(delta(DropReason::Replayed) >= 1, "replay refused");
+    assert!(delta(DropReason::Replayed) >= 2, "replays refused");
     assert_eq!(delta(DropReason::Unopenable), 1 + foreign.len() as u64, "tampered and foreign refused");
     assert_eq!(delta(DropReason::Unsealed), 1, "plaintext refused");
     assert!(target.member("x").is_none());

@@ -180,7 +180,9 @@ impl<A: Address> Node<A> {
             let p = match self.aggregates.by_name.entry(share.name) {
                 std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
                 std::collections::btree_map::Entry::Vacant(e) => {
-                    if count >= limit {
+                    // A new aggregate starts from epoch 0 as far as the jump bound goes: a forged
+                    // epoch must not create it stuck at `u64::MAX`.
+                    if count >= limit || share.epoch > pushsum::MAX_EPOCH_JUMP {
                         self.metrics.aggregate_refused += 1;
                         continue;
                     }

@@ -13,6 +13,12 @@
 
 use serde::{Deserialize, Serialize};
 
+/// Furthest ahead of this node's epoch a share may be. Epochs advance one at a time (a
+/// membership change, or `aggregate_epoch_rounds` rounds), so a node back from a long
+/// partition is behind by thousands at most; a forger needs about 10^8 datagrams (of some 40
+/// shares each) to push an epoch to `u64::MAX`. A node new to an aggregate counts from 0.
+pub const MAX_EPOCH_JUMP: u64 = 1 << 32;
+
 /// What one node holds of one aggregate in the current epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mass {
@@ -108,7 +114,7 @@ impl PushSum {
     /// Changes this node's value and starts the next epoch. Returns the new epoch.
     pub fn set_value(&mut self, value: Option<f64>) -> u64 {
         self.value = value;
-        self.restart(self.epoch + 1);
+        self.restart(self.epoch.saturating_add(1));
         self.epoch
     }
 
@@ -128,7 +134,7 @@ impl PushSum {
 
     /// Starts the next epoch (membership changed). Returns it.
     pub fn next_epoch(&mut self) -> u64 {
-        self.restart(self.epoch + 1);
+        self.restart(self.epoch.saturating_add(1));
         self.epoch
     }
 
@@ -142,9 +148,11 @@ impl PushSum {
     }
 
     /// A share from a peer: added if of this epoch, restarting here first if of a newer one,
-    /// dropped if older or not finite. Returns whether it was taken.
+    /// dropped if older, not finite, or further ahead than [`MAX_EPOCH_JUMP`] (a forged epoch
+    /// near `u64::MAX` would otherwise wedge every node that takes it for good). Returns
+    /// whether it was taken.
     pub fn receive(&mut self, epoch: u64, share: Mass) -> bool {
-        if epoch < self.epoch || !share.is_finite() {
+        if epoch < self.epoch || epoch - self.epoch > MAX_EPOCH_JUMP || !share.is_finite() {
             return false;
         }
         if epoch > self.epoch {
@@ -170,6 +178,17 @@ impl PushSum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_share_of_a_forged_far_epoch_is_dropped_and_epochs_never_wrap() {
+        let mut a = PushSum::new(Some(1.0), 5);
+        let (_, share) = PushSum::new(Some(2.0), 0).round();
+        assert!(!a.receive(u64::MAX, share), "far ahead: forged");
+        assert_eq!(a.epoch(), 5);
+        assert!(a.receive(5 + MAX_EPOCH_JUMP, share), "a long partition's worth is taken");
+        let mut last = PushSum::new(None, u64::MAX);
+        assert_eq!(last.next_epoch(), u64::MAX, "saturates instead of wrapping to 0");
+    }
 
     #[test]
     fn two_nodes_exchange_to_the_exact_figures() {

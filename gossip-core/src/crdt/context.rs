@@ -109,15 +109,17 @@ impl CausalContext {
             let holes: Vec<u64> =
                 live.range(Dot { replica, seq: 0 }..=Dot { replica, seq: u64::MAX }).map(|d| d.seq).collect();
             for &(lo, hi) in r {
-                let mut from = lo;
+                // The first sequence number not yet handed out; `None` past `u64::MAX` (a
+                // peer's context may reach it).
+                let mut from = Some(lo);
                 for &seq in holes.iter().filter(|&&s| s >= lo && s <= hi) {
-                    if seq > from {
-                        out.insert_range(replica, from, seq - 1);
+                    if let Some(f) = from.filter(|&f| seq > f) {
+                        out.insert_range(replica, f, seq - 1);
                     }
-                    from = seq + 1;
+                    from = seq.checked_add(1);
                 }
-                if from <= hi {
-                    out.insert_range(replica, from, hi);
+                if let Some(f) = from.filter(|&f| f <= hi) {
+                    out.insert_range(replica, f, hi);
                 }
             }
         }
@@ -177,6 +179,18 @@ impl CausalContext {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_live_dot_at_the_last_sequence_number_leaves_the_rest_of_its_interval() {
+        let mut ctx = CausalContext::new();
+        let r = ReplicaId(7);
+        ctx.insert_range(r, u64::MAX - 3, u64::MAX);
+        let live: BTreeSet<Dot> = [Dot { replica: r, seq: u64::MAX }, Dot { replica: r, seq: u64::MAX - 2 }].into();
+        let mut expected = CausalContext::new();
+        expected.insert_range(r, u64::MAX - 3, u64::MAX - 3);
+        expected.insert_range(r, u64::MAX - 1, u64::MAX - 1);
+        assert_eq!(ctx.without(&live), expected);
+    }
 
     fn dot(r: u64, seq: u64) -> Dot {
         Dot { replica: ReplicaId(r), seq }

@@ -66,6 +66,13 @@ impl Dissemination {
         }
     }
 
+    /// Numbers this node's broadcasts from `start + 1` (a point of its own for each life,
+    /// below 2^48).
+    pub fn numbering_broadcasts_after(mut self, start: u64) -> Self {
+        self.next_broadcast_id = start;
+        self
+    }
+
     /// Remembers a broadcast id; returns false if it was already seen (a duplicate).
     pub fn first_sighting(&mut self, now: Instant, key: &(CompactString, u64)) -> bool {
         while let Some((at, _)) = self.seen_order.front() {

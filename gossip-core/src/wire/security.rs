@@ -8,11 +8,20 @@
 //! lets a key rotate without a stranded node: install the new key everywhere, make it primary
 //! everywhere, then remove the old one.
 //!
-//! Replays: each receiver keeps, per sender prefix (a bounded number of them), the highest
-//! counter seen and a 64-counter window below it; a counter seen before, or older than the
-//! window, is refused.
+//! Nonces never repeat under a key: a sender's prefix is random for each life, and so is where
+//! its counter starts (below 2^62), so two lives repeat a nonce only if they draw the same 32-bit
+//! prefix *and* overlapping stretches of a 62-bit counter. (A prefix alone, with every counter
+//! starting at 1, made two lives under one key repeat nonces with probability n²/2³³.)
+//!
+//! Replays: each receiver keeps, per sender (its prefix and the 2^40-wide stretch its counter
+//! is in, both read from the authenticated nonce; a bounded number of them, the least recently
+//! heard forgotten first), the highest counter seen and a 64-counter window below it; a
+//! counter seen before, or older than the window, is refused. Two lives that drew one prefix
+//! start their counters in different stretches but for a chance of 2^-22, so they keep windows
+//! of their own; and since the key comes from the datagram itself, a replay is refused from
+//! whatever address it is sent.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 
 use chacha20poly1305::aead::{Aead, KeyInit, Payload};
@@ -213,6 +222,14 @@ impl Window {
     }
 }
 
+/// A sender as the replay windows tell senders apart: its nonce prefix and the stretch of
+/// 2^40 counters its counter is in (two lives that drew one prefix start in different
+/// stretches, almost surely, and so do not share a window).
+type Sender = ([u8; 4], u64);
+
+/// Counters per stretch: a life crosses into the next one only after 2^40 datagrams at most.
+const STRETCH_BITS: u32 = 40;
+
 /// A node's sealing state: its keyring and mode, its nonce prefix and counter, and the replay
 /// windows of the senders it hears.
 #[derive(Debug)]
@@ -221,13 +238,23 @@ pub(crate) struct Sealer {
     pub mode: SealMode,
     prefix: [u8; 4],
     counter: u64,
-    windows: HashMap<[u8; 4], Window>,
-    order: VecDeque<[u8; 4]>,
+    /// Each sender's window and when it was last heard (a tick of `heard`).
+    windows: HashMap<Sender, (Window, u64)>,
+    /// Senders by when they were last heard: the first goes when the table is full.
+    by_heard: BTreeMap<u64, Sender>,
+    heard: u64,
 }
 
 impl Sealer {
     pub fn new(keyring: Keyring, mode: SealMode, prefix: [u8; 4]) -> Self {
-        Sealer { keyring, mode, prefix, counter: 0, windows: HashMap::new(), order: VecDeque::new() }
+        Sealer { keyring, mode, prefix, counter: 0, windows: HashMap::new(), by_heard: BTreeMap::new(), heard: 0 }
+    }
+
+    /// Starts the counter after `start` (the node draws it at random for each life, below
+    /// 2^62 so it never wraps).
+    pub fn with_counter_after(mut self, start: u64) -> Self {
+        self.counter = start;
+        self
     }
 
     /// Seals `plain` for cluster `label`.
@@ -248,7 +275,7 @@ impl Sealer {
     }
 
     /// Opens a sealed datagram from cluster `label` with any key in the ring, then checks the
-    /// replay window.
+    /// replay window of its sender.
     pub fn open(&mut self, sealed: &[u8], label: &str) -> Result<Vec<u8>, OpenError> {
         if sealed.len() < SEAL_OVERHEAD || sealed[0] != SEALED {
             return Err(OpenError::Truncated);
@@ -267,22 +294,34 @@ impl Sealer {
         prefix.copy_from_slice(&sealed[1..5]);
         let mut counter = [0u8; 8];
         counter.copy_from_slice(&sealed[5..13]);
-        if !self.window(prefix).accept(u64::from_be_bytes(counter)) {
+        let counter = u64::from_be_bytes(counter);
+        if !self.window((prefix, counter >> STRETCH_BITS)).accept(counter) {
             return Err(OpenError::Replayed);
         }
         Ok(plain)
     }
 
-    fn window(&mut self, prefix: [u8; 4]) -> &mut Window {
-        if !self.windows.contains_key(&prefix) {
-            if self.windows.len() >= MAX_SENDERS {
-                if let Some(old) = self.order.pop_front() {
-                    self.windows.remove(&old);
-                }
+    /// The window of `sender` (authenticated: its datagram opened), now the most recently
+    /// heard; the least recently heard sender is forgotten when the table is full.
+    fn window(&mut self, sender: Sender) -> &mut Window {
+        self.heard += 1;
+        let heard = self.heard;
+        match self.windows.get_mut(&sender) {
+            Some((_, last)) => {
+                self.by_heard.remove(last);
+                *last = heard;
             }
-            self.order.push_back(prefix);
+            None => {
+                if self.windows.len() >= MAX_SENDERS {
+                    if let Some((_, oldest)) = self.by_heard.pop_first() {
+                        self.windows.remove(&oldest);
+                    }
+                }
+                self.windows.insert(sender, (Window::default(), heard));
+            }
         }
-        self.windows.entry(prefix).or_default()
+        self.by_heard.insert(heard, sender);
+        &mut self.windows.entry(sender).or_insert((Window::default(), heard)).0
     }
 }
 
@@ -317,6 +356,41 @@ mod tests {
         assert_eq!(b.open(&tampered, "gossip"), Err(OpenError::Unopenable));
         let mut stranger = Sealer::new(ring(9), SealMode::Require, [0; 4]);
         assert_eq!(stranger.open(&a.seal(b"z", "gossip"), "gossip"), Err(OpenError::Unopenable));
+    }
+
+    #[test]
+    fn lives_that_drew_one_prefix_keep_windows_of_their_own() {
+        let mut reader = Sealer::new(ring(1), SealMode::Require, [0; 4]);
+        // Two lives with the same prefix, their counters starting in different stretches.
+        let mut early = Sealer::new(ring(1), SealMode::Require, [7; 4]).with_counter_after(10);
+        let mut late = Sealer::new(ring(1), SealMode::Require, [7; 4]).with_counter_after(1 << 50);
+        let from_late = late.seal(b"late", "g");
+        let from_early = early.seal(b"early", "g");
+        assert!(reader.open(&from_late, "g").is_ok());
+        assert!(reader.open(&from_early, "g").is_ok(), "not taken for a replay of the other life");
+        assert_eq!(reader.open(&from_early, "g"), Err(OpenError::Replayed));
+        assert_eq!(reader.open(&from_late, "g"), Err(OpenError::Replayed));
+        // The counter starts where it was told: the nonce carries start + 1.
+        assert_eq!(&from_late[5..13], &((1u64 << 50) + 1).to_be_bytes());
+    }
+
+    #[test]
+    fn the_least_recently_heard_sender_is_forgotten_first() {
+        let mut reader = Sealer::new(ring(1), SealMode::Require, [0; 4]);
+        let mut senders: Vec<Sealer> =
+            (0..=MAX_SENDERS as u32).map(|i| Sealer::new(ring(1), SealMode::Require, i.to_be_bytes())).collect();
+        let old = senders[0].seal(b"first", "g");
+        assert!(reader.open(&old, "g").is_ok());
+        for s in &mut senders[1..MAX_SENDERS] {
+            assert!(reader.open(&s.seal(b"x", "g"), "g").is_ok());
+        }
+        // Sender 0 is heard again, so sender 1 is now the least recently heard ...
+        assert!(reader.open(&senders[0].seal(b"again", "g"), "g").is_ok());
+        assert!(reader.open(&senders[MAX_SENDERS].seal(b"new", "g"), "g").is_ok());
+        // ... and goes, while sender 0 keeps its window: its old datagram is still a replay.
+        assert_eq!(reader.windows.len(), MAX_SENDERS);
+        assert!(!reader.windows.contains_key(&(1u32.to_be_bytes(), 0)));
+        assert_eq!(reader.open(&old, "g"), Err(OpenError::Replayed));
     }
 
     #[test]
