@@ -15,6 +15,10 @@ use crate::runtime::{AsyncUdpSocket, Runtime};
 /// Default capacity of each event stream's queue.
 pub const DEFAULT_EVENT_CAPACITY: usize = 4096;
 
+/// Longest leave linger a builder accepts: a linger is a few gossip intervals, and a longer
+/// one would keep a departed node's driver alive for no purpose.
+pub const MAX_LEAVE_LINGER: Duration = Duration::from_secs(3600);
+
 type SocketWrapper = Box<dyn FnOnce(Box<dyn AsyncUdpSocket>) -> Box<dyn AsyncUdpSocket> + Send>;
 
 /// Builds a node on runtime `R`: a [`Config`], a bind address, a name and seeds in; a
@@ -134,7 +138,8 @@ impl<R: Runtime> Builder<R> {
     }
 
     /// How long a leaving node keeps gossiping its leave before stopping. Default: three
-    /// gossip intervals.
+    /// gossip intervals, at most [`MAX_LEAVE_LINGER`]. Longer than that is refused when the
+    /// node is built ([`BuildError::LeaveLinger`]).
     pub fn leave_linger(mut self, linger: Duration) -> Self {
         self.leave_linger = Some(linger);
         self
@@ -165,6 +170,9 @@ impl<R: Runtime> Builder<R> {
     }
 
     fn build_parts(self) -> Result<(Handle, EventStream, Driver, R), BuildError> {
+        if self.config.bulk_mtu.is_some() && !self.runtime.has_reliable_path() {
+            return Err(BuildError::BulkWithoutReliablePath);
+        }
         let socket = match self.socket {
             Some(s) => s,
             None => {
@@ -183,7 +191,6 @@ impl<R: Runtime> Builder<R> {
             None => getrandom::u64().map_err(|e| BuildError::Random(e.to_string()))?,
         };
         let name = self.name.unwrap_or_else(|| format!("node-{advertised}"));
-        let linger = self.leave_linger.unwrap_or(self.config.gossip_interval * 3);
 
         let mut socket = self.runtime.wrap_udp_socket(socket).map_err(BuildError::Socket)?;
         if let Some(wrap) = self.wrap {
@@ -191,6 +198,13 @@ impl<R: Runtime> Builder<R> {
         }
         let now = Instant::now();
         let identity = Identity { name: name.clone(), addr: advertised, generation };
+        // A linger set too long is refused; the default (three gossip intervals) is capped,
+        // since the core accepts intervals up to a day.
+        let linger = match self.leave_linger {
+            Some(linger) if linger > MAX_LEAVE_LINGER => return Err(BuildError::LeaveLinger(linger)),
+            Some(linger) => linger,
+            None => self.config.gossip_interval.saturating_mul(3).min(MAX_LEAVE_LINGER),
+        };
         let mut node = Node::new(self.config, identity, rng_seed, now)?;
         if !self.seeds.is_empty() {
             node.join(now, self.seeds);

@@ -234,6 +234,8 @@ fn log_io_error(name: &str, op: &str, peer: Option<SocketAddr>, e: &io::Error) {
         ConnectionRefused | ConnectionReset | HostUnreachable | NetworkUnreachable | Interrupted => {
             tracing::debug!(name, op, ?peer, error = %e, "peer unreachable; datagram dropped");
         }
+        // A full send queue under load: dropped like any lost datagram, and counted.
+        WouldBlock => tracing::debug!(name, op, ?peer, error = %e, "send queue full; datagram dropped"),
         _ => tracing::warn!(name, op, ?peer, error = %e, "socket error; datagram dropped"),
     }
 }

@@ -18,7 +18,8 @@ pub enum BuildError {
         source: io::Error,
     },
     /// The socket could not be set up or registered with the async runtime (for tokio: the
-    /// builder was used outside a runtime, or the runtime has no I/O driver).
+    /// builder was used outside a runtime). A tokio runtime built without its I/O and time
+    /// drivers makes tokio itself panic instead: build it with `enable_all()`.
     #[error("cannot set up the UDP socket: {0}")]
     Socket(#[source] io::Error),
     /// The socket is bound to an unspecified address (`0.0.0.0` or `::`) and no advertise
@@ -31,6 +32,14 @@ pub enum BuildError {
     /// The operating system's random number generator failed (used for the node's RNG seed).
     #[error("cannot read OS randomness for the node's seed: {0}")]
     Random(String),
+    /// The leave linger set on the builder is longer than
+    /// [`MAX_LEAVE_LINGER`](crate::MAX_LEAVE_LINGER).
+    #[error("leave linger of {0:?} is longer than the most allowed, one hour")]
+    LeaveLinger(std::time::Duration),
+    /// `Config::bulk_mtu` is set but the runtime only carries datagrams (see
+    /// [`Runtime::has_reliable_path`](crate::Runtime::has_reliable_path)).
+    #[error("Config::bulk_mtu needs a transport with a reliable path (QUIC); this one carries datagrams only")]
+    BulkWithoutReliablePath,
 }
 
 /// Why a command on a [`Handle`](crate::Handle) was refused. Nothing changed.

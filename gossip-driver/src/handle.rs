@@ -70,8 +70,11 @@ impl Handle {
         f: impl FnOnce(&mut gossip_core::Node<SocketAddr>, Instant) -> Result<T, DriverError>,
     ) -> Result<T, DriverError> {
         let mut st = self.shared().lock();
-        if st.phase != Phase::Running {
-            return Err(DriverError::Stopped);
+        match st.phase {
+            Phase::Running => {}
+            // Still gossiping its leave, but no longer a member: refused as the core would.
+            Phase::Leaving { .. } => return Err(gossip_core::CommandError::Left.into()),
+            Phase::Stopped => return Err(DriverError::Stopped),
         }
         let now = Instant::now();
         let r = f(&mut st.node, now);
@@ -98,7 +101,9 @@ impl Handle {
     /// Leaves the cluster gracefully: announces the leave, keeps gossiping for the linger
     /// (three gossip intervals by default) so the news spreads, then stops. Returns at once;
     /// await [`stopped`](Handle::stopped) to know when the node is gone, or use
-    /// [`shutdown`](Handle::shutdown) to do both.
+    /// [`shutdown`](Handle::shutdown) to do both. Once left, commands (a second `leave`
+    /// too) return [`DriverError::Command`]`(`[`CommandError::Left`](gossip_core::CommandError::Left)`)`
+    /// while the node lingers, and [`DriverError::Stopped`] after.
     pub fn leave(&self) -> Result<(), DriverError> {
         let mut st = self.shared().lock();
         if st.phase == Phase::Stopped {
@@ -227,6 +232,8 @@ impl Handle {
         if st.phase == Phase::Stopped {
             sub.close();
         } else {
+            // Streams dropped since the last event would otherwise wait for one to be pruned.
+            st.subscribers.retain(|s| !s.is_dropped());
             st.subscribers.push(sub.clone());
         }
         EventStream::new(sub)

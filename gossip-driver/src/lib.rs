@@ -39,7 +39,7 @@ mod fault;
 mod handle;
 mod runtime;
 
-pub use builder::{unix_millis, Builder, DEFAULT_EVENT_CAPACITY};
+pub use builder::{unix_millis, Builder, DEFAULT_EVENT_CAPACITY, MAX_LEAVE_LINGER};
 pub use driver::{Driver, IoMetrics};
 pub use error::{BuildError, DriverError, Lagged};
 pub use events::{Event, EventItem, EventStream};

@@ -25,6 +25,14 @@ pub trait Runtime: Send + Sync + Debug + 'static {
 
     /// Registers a bound, non-blocking standard UDP socket with the runtime's reactor.
     fn wrap_udp_socket(&self, socket: std::net::UdpSocket) -> io::Result<Box<dyn AsyncUdpSocket>>;
+
+    /// Whether its sockets carry transfers larger than a datagram on a reliable path
+    /// ([`AsyncUdpSocket::poll_send_reliable`], as QUIC streams do). Only then may
+    /// [`Config::bulk_mtu`](gossip_core::Config::bulk_mtu) be set: a datagram runtime (the
+    /// default) refuses it when the node is built, rather than fail every large transfer.
+    fn has_reliable_path(&self) -> bool {
+        false
+    }
 }
 
 /// A resettable one-shot timer.

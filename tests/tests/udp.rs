@@ -253,6 +253,42 @@ fn bad_datagrams_and_send_errors_are_survived() {
     assert!(b_io.send_errors >= 1, "{b_io:?}");
 }
 
+/// Commands after a leave are refused as "left" while the node lingers, and as "stopped" once
+/// it has stopped; an absurd linger, or bulk transfers on a datagram-only transport, are
+/// refused when the node is built.
+#[test]
+fn commands_after_a_leave_are_refused_and_bad_driver_settings_are_refused_at_build() {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let too_long = gossip_tokio::Builder::new(fast_config()).leave_linger(Duration::MAX).spawn();
+    assert!(matches!(too_long, Err(gossip_tokio::BuildError::LeaveLinger(_))), "{too_long:?}");
+    let bulk_on_udp =
+        gossip_tokio::Builder::new(gossip_core::Config { bulk_mtu: Some(1 << 20), ..fast_config() }).spawn();
+    assert!(matches!(bulk_on_udp, Err(gossip_tokio::BuildError::BulkWithoutReliablePath)), "{bulk_on_udp:?}");
+    let mut nodes = start_cluster(2, "c", |_| Adapter::Tokio);
+    assert_converges(&mut nodes, Duration::from_secs(10));
+    let (handle, _events) = gossip_tokio::Builder::new(fast_config())
+        .name("lingering")
+        .seeds([nodes[0].addr()])
+        .leave_linger(Duration::from_secs(30))
+        .spawn()
+        .expect("node starts");
+    // Both ways: a node that knows no live member leaves without lingering.
+    let first = nodes[0].name().to_owned();
+    let joined = wait_until(&mut nodes, Duration::from_secs(10), |ns| {
+        ns[0].sees_live("lingering") && handle.member(&first).is_some_and(|m| m.state == MemberState::Alive)
+    });
+    assert!(joined.is_some());
+    handle.leave().expect("leaves");
+    assert!(handle.is_running(), "lingers for 30 s");
+    let left = Err(gossip_tokio::DriverError::Command(gossip_core::CommandError::Left));
+    assert_eq!(handle.broadcast(b"late".to_vec()).map(|_| ()), left);
+    assert_eq!(handle.leave(), left);
+    handle.abort();
+    rt.block_on(async { tokio::time::timeout(Duration::from_secs(5), handle.stopped()).await.expect("stops") });
+    assert_eq!(handle.broadcast(b"later".to_vec()).map(|_| ()), Err(gossip_tokio::DriverError::Stopped));
+}
+
 #[test]
 fn dropping_every_handle_leaves_gracefully() {
     let rt = tokio_runtime();
