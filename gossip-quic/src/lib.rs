@@ -22,6 +22,16 @@
 //! any path QUIC accepts (1,200-byte packets). Anti-entropy transfers (digest pages, deltas,
 //! CRDT states) go on unidirectional streams instead, up to [`QUIC_BULK_MTU`], so a large
 //! value replicates in one transfer rather than page by page.
+//!
+//! Connections: one per peer, opened on first use and kept until idle for 180 s
+//! ([`QuicRuntime::with_idle_timeout`]); at most [`ConnectionLimits::max_connections`], past
+//! which incoming ones are refused and one this node dials closes the oldest. A peer that
+//! crashed and restarted on its address is reached again without waiting for the idle
+//! timeout: with its key, its first answer is a stateless reset the sender accepts (the reset
+//! keys come from the node's private key); with a certificate issued anew, the sender gives the
+//! connection up once the peer has stayed silent for 5 s while it sent
+//! ([`QuicRuntime::with_unresponsive_after`]). Everything dropped is counted in [`QuicStats`]
+//! (a runtime made with [`QuicRuntime::new`] and passed to [`builder_on`] keeps them at hand).
 #![forbid(unsafe_code)]
 #![deny(missing_docs)]
 
@@ -50,7 +60,27 @@ pub type Builder = gossip_driver::Builder<QuicRuntime>;
 /// [`QUIC_BULK_MTU`] unless set lower, `max_inbound_size` raised to match), so digests,
 /// deltas and CRDT states go whole and values may be as large as `kv_limits` allows.
 pub fn builder(config: Config, tls: ClusterTls) -> Builder {
-    gossip_driver::Builder::with_runtime(fit_config(config), QuicRuntime::new(tls))
+    builder_on(config, QuicRuntime::new(tls))
+}
+
+/// [`builder`] over a runtime you made, to set its connection limits or idle timeout, or to
+/// keep its transport counters ([`QuicRuntime::stats`]) before the node takes it.
+///
+/// ```no_run
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// use gossip_quic::{ClusterTls, Config, ConnectionLimits, QuicRuntime};
+/// let tls = ClusterTls::from_pem_files("ca.pem".as_ref(), "node-0.pem".as_ref(), "node-0.key".as_ref())?;
+/// let runtime = QuicRuntime::new(tls).with_limits(ConnectionLimits { max_connections: 512 });
+/// let stats = runtime.stats();
+/// let (handle, _events) = gossip_quic::builder_on(Config::lan(), runtime).name("node-0").spawn()?;
+/// println!("{} connections open", stats.connections_open.load(std::sync::atomic::Ordering::Relaxed));
+/// # let _ = handle; Ok(()) }
+/// ```
+pub fn builder_on(config: Config, runtime: QuicRuntime) -> Builder {
+    let config = fit_config(config);
+    // A peer's stream is read up to what the node accepts, not always 4 MiB.
+    let runtime = runtime.with_max_message(config.max_inbound_size);
+    gossip_driver::Builder::with_runtime(config, runtime)
 }
 
 /// The configuration [`builder`] uses: `config` fitted to QUIC.

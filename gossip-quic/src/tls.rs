@@ -123,6 +123,18 @@ impl ClusterTls {
         config.alpn_protocols = vec![ALPN.to_vec()];
         Ok(config)
     }
+
+    /// A secret for `purpose` derived from this node's private key: the same across restarts,
+    /// and only the holder of the key can derive it. The QUIC endpoint keys its stateless
+    /// resets and connection ids with such secrets (see `QuicRuntime`).
+    pub(crate) fn derived_secret(&self, purpose: &str) -> ring::digest::Digest {
+        let mut ctx = ring::digest::Context::new(&ring::digest::SHA256);
+        ctx.update(b"gossip-quic derived secret v1\0");
+        ctx.update(purpose.as_bytes());
+        ctx.update(b"\0");
+        ctx.update(self.key.secret_der());
+        ctx.finish()
+    }
 }
 
 /// A cluster CA, able to sign node certificates: generated, or loaded from the files an earlier
@@ -143,13 +155,18 @@ impl std::fmt::Debug for ClusterCa {
     }
 }
 
-/// A node's certificate and key, in PEM and DER.
-#[derive(Debug)]
+/// A node's certificate and key, in PEM. Its `Debug` leaves the key out.
 pub struct NodeCert {
     /// The certificate, PEM.
     pub cert_pem: String,
     /// The private key, PEM (PKCS#8).
     pub key_pem: String,
+}
+
+impl std::fmt::Debug for NodeCert {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("NodeCert").field("cert_pem", &self.cert_pem).field("key_pem", &"[secret key elided]").finish()
+    }
 }
 
 impl ClusterCa {

@@ -4,10 +4,12 @@
 //! Every wait is bounded.
 
 use std::net::SocketAddr;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
 use std::time::Duration;
 
 use gossip_core::MemberState;
-use gossip_quic::{ClusterCa, ClusterTls};
+use gossip_quic::{ClusterCa, ClusterTls, QuicRuntime, QuicStats};
 use gossip_tests::{converged, fast_config, is_down, tokio_runtime, view_summary, wait_until, Adapter, TestNode};
 
 fn quic_node(tls: ClusterTls, name: &str, seeds: &[SocketAddr]) -> TestNode {
@@ -126,6 +128,70 @@ fn a_restarted_quic_node_reconnects_under_its_new_generation() {
             })
     });
     assert!(t.is_some(), "the restarted node was not seen under its new generation: {}", view_summary(&nodes));
+}
+
+/// Two nodes, `s` and `c`; `c` crashes (its runtime dies: no connection close goes out) and
+/// comes back on its address knowing nobody, with its key or with a certificate and key issued
+/// anew; `s` joins it again. Returns whether the restarted `c` saw `s` alive within 15 s, and
+/// `s`'s transport counters.
+fn crash_restart_and_rejoin(same_key: bool) -> (bool, Arc<QuicStats>, String) {
+    let rt = tokio_runtime();
+    let _guard = rt.enter();
+    let ca = ClusterCa::generate("cluster").expect("CA");
+    // As a restarted process reloads them from its files.
+    let c_tls = ca.node_tls("c").expect("cert");
+    let doomed_rt = tokio_runtime();
+    let doomed = {
+        let _inner = doomed_rt.enter();
+        quic_node(c_tls.clone(), "c", &[])
+    };
+    let addr = doomed.addr();
+    let s_runtime = QuicRuntime::new(ca.node_tls("s").expect("cert"));
+    let s_stats = s_runtime.stats();
+    let (handle, events) =
+        gossip_quic::builder_on(fast_config(), s_runtime).name("s").seeds([addr]).spawn().expect("s starts");
+    let mut nodes = vec![TestNode::new(handle, events), doomed];
+    assert!(wait_until(&mut nodes, Duration::from_secs(20), |ns| converged(ns)).is_some());
+    // The crash: every task of the node is dropped unpolled and its socket closed, before its
+    // handle goes (dropping the last handle would leave gracefully).
+    doomed_rt.shutdown_background();
+    nodes.pop();
+    let tls = if same_key { c_tls } else { ca.node_tls("c").expect("cert") };
+    let mut restarted = None;
+    for _ in 0..40 {
+        if let Ok(built) = gossip_quic::builder(fast_config(), tls.clone()).bind(addr).name("c").spawn() {
+            restarted = Some(TestNode::new(built.0, built.1));
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    nodes.push(restarted.expect("the port is free again within 4 s"));
+    nodes[0].handle.join([addr]).expect("join");
+    let reached = wait_until(&mut nodes, Duration::from_secs(15), |ns| {
+        ns[1].handle.member("s").is_some_and(|m| m.state == MemberState::Alive)
+    });
+    (reached.is_some(), s_stats, view_summary(&nodes))
+}
+
+/// Restarted with its key, the node answers the peer's first packets on the connection of its
+/// earlier life with a stateless reset the peer accepts (the reset and connection-id keys come
+/// from the private key, so they outlive the process): the peer dials anew at once, instead of
+/// sending into the void until the idle timeout (180 s).
+#[test]
+fn a_crashed_quic_node_restarted_with_its_key_is_reached_again_at_once() {
+    let (reached, stats, views) = crash_restart_and_rejoin(true);
+    assert!(reached, "the survivor never reached the restarted node: {views}");
+    assert_eq!(stats.connections_unresponsive.load(Ordering::Relaxed), 0, "the reset did it, not the silence");
+}
+
+/// Restarted with a certificate issued anew, its resets cannot be believed: the peer gives the
+/// old connection up once it stays silent for `with_unresponsive_after` (5 s) while the peer
+/// sends, and dials anew.
+#[test]
+fn a_crashed_quic_node_restarted_with_a_new_key_is_reached_again() {
+    let (reached, stats, views) = crash_restart_and_rejoin(false);
+    assert!(reached, "the survivor never reached the restarted node: {views}");
+    assert!(stats.connections_unresponsive.load(Ordering::Relaxed) >= 1, "the silence did it");
 }
 
 /// The same scenario (five nodes, one crashes) on UDP and on QUIC ends in the same views.
