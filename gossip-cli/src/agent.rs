@@ -73,7 +73,7 @@ pub struct AgentArgs {
     keyring: Option<std::path::PathBuf>,
     /// With --keyring: open (read sealed, send plain), seal (send sealed, read both) or
     /// require (the default).
-    #[arg(long, value_enum, default_value_t = SealArg::Require)]
+    #[arg(long, value_enum, default_value_t = SealArg::Require, requires = "keyring")]
     seal_mode: SealArg,
     /// Sign this node's self-state with the Ed25519 secret key in FILE (64 hex digits, from
     /// `gossip keygen --signing`); every member of the cluster must sign.
@@ -89,6 +89,9 @@ pub struct AgentArgs {
 }
 
 pub fn run(args: AgentArgs) -> Result<(), String> {
+    if let Some(pair) = args.set.iter().find(|pair| !pair.contains('=')) {
+        return Err(format!("--set {pair}: expected KEY=VALUE"));
+    }
     if args.transport == local::Transport::Quic {
         if args.runtime != RuntimeKind::Tokio {
             return Err("--transport quic runs on tokio only (quinn's runtime)".into());
@@ -229,6 +232,10 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
     let mut stdin_open = true;
     let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
         .map_err(|e| format!("cannot listen for SIGTERM: {e}"))?;
+    // Installed once, like SIGTERM: a Ctrl-C that lands while an event is being handled is
+    // kept for the next turn of the loop, not lost.
+    let mut interrupt = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::interrupt())
+        .map_err(|e| format!("cannot listen for SIGINT: {e}"))?;
     loop {
         tokio::select! {
             item = events.next() => match item {
@@ -244,7 +251,7 @@ async fn agent(args: AgentArgs) -> Result<(), String> {
                 }
                 Ok(None) | Err(_) => stdin_open = false,
             },
-            _ = tokio::signal::ctrl_c() => break,
+            _ = interrupt.recv() => break,
             _ = term.recv() => break,
         }
     }

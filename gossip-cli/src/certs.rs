@@ -21,7 +21,8 @@ pub struct CertsArgs {
     /// Node names to issue certificates for; repeatable, or comma-separated.
     #[arg(long = "node", value_delimiter = ',', required = true)]
     nodes: Vec<String>,
-    /// Overwrite existing files.
+    /// Overwrite existing node files. A cluster CA's files are never overwritten: to start a
+    /// new cluster, remove them or pick another --out.
     #[arg(long)]
     force: bool,
     /// Name of a new CA.
@@ -44,8 +45,9 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
         if !ok {
             return Err(format!("--node {name:?}: names are 1 to 128 of A-Z a-z 0-9 - _ ."));
         }
-        if name == "ca" {
-            return Err("--node ca: the name is the CA's own files (ca.pem, ca.key)".to_owned());
+        // Case-insensitively: on macOS and Windows `CA.pem` is `ca.pem`.
+        if name.eq_ignore_ascii_case("ca") {
+            return Err(format!("--node {name}: the name is the CA's own files (ca.pem, ca.key)"));
         }
         if !seen.insert(name) {
             return Err(format!("--node {name:?} is named twice"));
@@ -70,6 +72,29 @@ pub fn run(args: CertsArgs) -> Result<(), String> {
     for name in &args.nodes {
         files.push(out.join(format!("{name}.pem")));
         files.push(out.join(format!("{name}.key")));
+    }
+    if existing.is_none() {
+        // A new CA over an existing one would cut every node it issued out of the cluster.
+        if let Some(ca_file) = files[..2].iter().find(|f| f.exists()) {
+            return Err(format!(
+                "{} exists: this directory holds a cluster CA, which is never overwritten. To issue \
+                 nodes with it: gossip certs --ca {} --ca-key {} --node NAME. For a new cluster, pick \
+                 another --out or remove the CA files.",
+                ca_file.display(),
+                files[0].display(),
+                files[1].display()
+            ));
+        }
+    }
+    // Nor is a loaded CA's, whatever its files are named (`--ca D/root.pem --node root`).
+    let same_file = |a: &std::path::Path, b: &std::path::Path| match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => false,
+    };
+    for ca_file in [&args.ca, &args.ca_key].into_iter().flatten() {
+        if let Some(clash) = files.iter().find(|f| same_file(f, ca_file)) {
+            return Err(format!("{} is the CA's own file; pick another node name or --out", clash.display()));
+        }
     }
     if !args.force {
         if let Some(taken) = files.iter().find(|f| f.exists()) {

@@ -95,6 +95,12 @@ pub fn run(args: ClusterArgs) -> Result<(), String> {
     if args.probe_ms == 0 || args.gossip_ms == 0 {
         return Err("--probe-ms and --gossip-ms must be positive".into());
     }
+    // Real seconds: a day is already far beyond any benchmark, and larger values overflow.
+    for (flag, seconds) in [("--limit-s", args.limit_s), ("--steady-s", args.steady_s)] {
+        if seconds > 86_400 {
+            return Err(format!("{flag} must be at most 86400 seconds"));
+        }
+    }
     let probe = Duration::from_millis(args.probe_ms);
     let probe_timeout = Config::lan().probe_timeout.min(probe / 2);
     let config = Config {

@@ -63,6 +63,9 @@ pub fn run(args: DemoArgs) -> Result<(), String> {
     rt.block_on(demo(args))
 }
 
+/// The whole demo's time budget: DESIGN promises it exits by itself in under 60 s.
+const DEMO_BUDGET: Duration = Duration::from_secs(55);
+
 struct Clock {
     start: Instant,
 }
@@ -70,6 +73,11 @@ struct Clock {
 impl Clock {
     fn stamp(&self, s: &Style, at: Instant) -> String {
         s.dim(&format!("[{:>6.2}s]", at.saturating_duration_since(self.start).as_secs_f64()))
+    }
+
+    /// `stage`, or what is left of the demo's budget if that is less.
+    fn allow(&self, stage: Duration) -> Duration {
+        stage.min((self.start + DEMO_BUDGET).saturating_duration_since(Instant::now()))
     }
 }
 
@@ -87,6 +95,8 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
         config.gossip_interval.as_millis()
     );
     let clock = Clock { start: Instant::now() };
+    // Stages that did not complete: the demo still runs to the end, then exits non-zero.
+    let mut failed: Vec<&'static str> = Vec::new();
     let (tx, mut rx) = mpsc::unbounded_channel::<Stamped>();
     let names: Vec<String> = (0..n).map(|i| format!("node-{i:02}")).collect();
     let seed = local::start_node(args.runtime, config.clone(), names[0].clone(), vec![], 0, tx.clone())
@@ -107,7 +117,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
 
     // 1. Joins.
     let mut known: Vec<HashSet<String>> = vec![HashSet::new(); n];
-    let joined_at = wait_for(&mut rx, Duration::from_secs(20), |node, item| {
+    let joined_at = wait_for(&mut rx, clock.allow(Duration::from_secs(20)), |node, item| {
         if let Ok(Event::MemberUp(m)) = item {
             known[node].insert(m.name.to_string());
         }
@@ -122,7 +132,9 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
             n,
             s.dim(&format!("({} ms after the last start)", at.duration_since(clock.start).as_millis()))
         ),
-        None => out!("{} {}", clock.stamp(&s, Instant::now()), s.red("membership did not converge in 20 s")),
+        None => {
+            stage_failed(&mut failed, "join", &clock, &s, "membership did not converge in 20 s");
+        }
     }
 
     // 2. A broadcast.
@@ -133,7 +145,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     out!("{} {} broadcasts {:?}", clock.stamp(&s, sent_at), s.cyan(&names[origin]), text);
     let mut got: HashMap<usize, usize> = HashMap::new();
     let mut slowest = Duration::ZERO;
-    let reached = wait_for(&mut rx, Duration::from_secs(10), |node, item| {
+    let reached = wait_for(&mut rx, clock.allow(Duration::from_secs(10)), |node, item| {
         if let Ok(Event::Broadcast { .. }) = item {
             *got.entry(node).or_default() += 1;
         }
@@ -152,6 +164,9 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     if let Some(at) = reached {
         slowest = at.duration_since(sent_at);
     }
+    if reached.is_none() || twice > 0 {
+        failed.push("broadcast");
+    }
     let how = if twice == 0 { "once".to_owned() } else { format!("({twice} nodes more than once!)") };
     out!(
         "{} broadcast delivered {} to {}/{} other nodes {}",
@@ -169,7 +184,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     out!("{} {} sets {}", clock.stamp(&s, set_at), s.cyan(&names[writer]), s.bold("color = \"blue\""));
     let writer_name = names[writer].clone();
     let mut holders: HashMap<usize, Instant> = HashMap::new();
-    let spread = wait_for(&mut rx, Duration::from_secs(20), |node, item| {
+    let spread = wait_for(&mut rx, clock.allow(Duration::from_secs(20)), |node, item| {
         if let Ok(Event::KeyChanged { node: owner, key, version: v }) = item {
             if owner == writer_name.as_str() && key == "color" && *v == version {
                 holders.insert(node, Instant::now());
@@ -188,11 +203,10 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
                 at.duration_since(set_at).as_millis()
             ))
         ),
-        None => out!(
-            "{} {}",
-            clock.stamp(&s, Instant::now()),
-            s.red(&format!("key reached {}/{} other nodes in 20 s", holders.len(), n - 1))
-        ),
+        None => {
+            let why = format!("key reached {}/{} other nodes in 20 s", holders.len(), n - 1);
+            stage_failed(&mut failed, "key spread", &clock, &s, &why);
+        }
     }
 
     // 3. A crash.
@@ -203,7 +217,7 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     let victim_name = names[victim].clone();
     let mut first_suspect: Option<(usize, Instant)> = None;
     let mut down: HashMap<usize, Instant> = HashMap::new();
-    let detected = wait_for(&mut rx, Duration::from_secs(40), |node, item| {
+    let detected = wait_for(&mut rx, clock.allow(Duration::from_secs(40)), |node, item| {
         match item {
             Ok(Event::MemberSuspect(m)) if m.name == victim_name.as_str() && first_suspect.is_none() => {
                 first_suspect = Some((node, Instant::now()));
@@ -233,11 +247,10 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
             n - 1,
             s.dim(&format!("({:.1} s after the crash)", at.duration_since(crash_at).as_secs_f64()))
         ),
-        None => out!(
-            "{} {}",
-            clock.stamp(&s, Instant::now()),
-            s.red(&format!("only {} of {} survivors declared it dead in 40 s", down.len(), n - 1))
-        ),
+        None => {
+            let why = format!("only {} of {} survivors declared it dead in 40 s", down.len(), n - 1);
+            stage_failed(&mut failed, "crash detection", &clock, &s, &why);
+        }
     }
 
     // 4. A graceful leave.
@@ -247,21 +260,25 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     out!("{} {} leaves gracefully", clock.stamp(&s, leave_at), s.cyan(&names[leaver]));
     let leaver_name = names[leaver].clone();
     let mut left: HashSet<usize> = HashSet::new();
-    let seen = wait_for(&mut rx, Duration::from_secs(10), |node, item| {
+    let seen = wait_for(&mut rx, clock.allow(Duration::from_secs(10)), |node, item| {
         if matches!(item, Ok(Event::MemberLeft(m)) if m.name == leaver_name.as_str()) {
             left.insert(node);
         }
         left.len() + 2 >= n
     })
     .await;
-    if let Some(at) = seen {
-        out!(
+    match seen {
+        Some(at) => out!(
             "{} seen as {} by all {} others {}",
             clock.stamp(&s, at),
             s.yellow("left"),
             n - 2,
             s.dim(&format!("({} ms)", at.duration_since(leave_at).as_millis()))
-        );
+        ),
+        None => {
+            let why = format!("only {} of {} others saw the leave in 10 s", left.len(), n - 2);
+            stage_failed(&mut failed, "leave", &clock, &s, &why);
+        }
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
 
@@ -270,7 +287,17 @@ async fn demo(args: DemoArgs) -> Result<(), String> {
     for h in &handles {
         h.abort();
     }
-    Ok(())
+    if failed.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("the demo's {} did not complete in time", failed.join(", ")))
+    }
+}
+
+/// Notes a stage that did not complete in time, in red.
+fn stage_failed(failed: &mut Vec<&'static str>, stage: &'static str, clock: &Clock, s: &Style, why: &str) {
+    failed.push(stage);
+    out!("{} {}", clock.stamp(s, Instant::now()), s.red(why));
 }
 
 /// Reads events until `done` holds or `limit` passes; returns when it held.

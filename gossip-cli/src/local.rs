@@ -86,8 +86,7 @@ pub fn start_node_on(
         let tls = ca.node_tls(&name).map_err(|e| BuildError::Socket(std::io::Error::other(e)))?;
         let runtime = gossip_quic::QuicRuntime::new(tls);
         let stats = runtime.stats();
-        let config = gossip_quic::fit_config(config);
-        let (handle, events) = gossip_quic::Builder::with_runtime(config, runtime)
+        let (handle, events) = gossip_quic::builder_on(config, runtime)
             .bind(([127, 0, 0, 1], 0))
             .name(name)
             .seeds(seeds)

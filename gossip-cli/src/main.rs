@@ -26,7 +26,8 @@ mod plot;
 mod sim;
 mod sim_run;
 
-use clap::{Parser, Subcommand};
+use clap::parser::ValueSource;
+use clap::{ArgMatches, CommandFactory, FromArgMatches, Parser, Subcommand};
 
 /// Gossip protocols for real clusters: SWIM + Lifeguard membership on a sans-IO core.
 #[derive(Debug, Parser)]
@@ -52,13 +53,30 @@ enum Command {
     Keygen(keygen::KeygenArgs),
 }
 
+/// The arguments of subcommand `name` given on the command line (not defaults), by id.
+fn given_on_command_line(matches: &ArgMatches, name: &str) -> Vec<String> {
+    let (Some(m), Some(command)) = (matches.subcommand_matches(name), Cli::command().find_subcommand(name).cloned())
+    else {
+        return Vec::new();
+    };
+    // Arguments only: derive also records the struct's group.
+    let is_arg = |id: &str| command.get_arguments().any(|a| a.get_id() == id);
+    m.ids()
+        .filter(|id| is_arg(id.as_str()) && m.value_source(id.as_str()) == Some(ValueSource::CommandLine))
+        .map(|id| id.as_str().to_owned())
+        .collect()
+}
+
 fn main() {
-    let cli = Cli::parse();
+    let matches = Cli::command().get_matches();
+    let cli = Cli::from_arg_matches(&matches).unwrap_or_else(|e| e.exit());
     let result = match cli.command {
         Command::Demo(args) => demo::run(args),
         Command::Agent(args) => agent::run(args),
         Command::Cluster(args) => cluster::run(args),
-        Command::Sim(args) => sim::run(args),
+        Command::Sim(args) => {
+            sim::check_flags(args.scenario(), &given_on_command_line(&matches, "sim")).and_then(|()| sim::run(args))
+        }
         Command::Certs(args) => certs::run(args),
         Command::Keygen(args) => keygen::run(args),
     };

@@ -32,6 +32,23 @@ const COLORS: [RGBColor; 8] = [
     RGBColor(127, 127, 127),
 ];
 
+/// Checks, before an experiment runs, that a chart can be written to `path`: its directory
+/// exists and it is not itself a directory. (The file is only created once the chart is
+/// drawn, after the run: a typo in the path must not cost the run.)
+pub fn check_target(path: &Path) -> Result<(), String> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    if !dir.is_dir() {
+        return Err(format!("cannot write {}: no directory {}", path.display(), dir.display()));
+    }
+    if path.is_dir() {
+        return Err(format!("cannot write {}: it is a directory", path.display()));
+    }
+    Ok(())
+}
+
 /// Writes `chart` to `path` as SVG.
 pub fn write(path: &Path, chart: &Chart) -> Result<(), String> {
     let root = SVGBackend::new(path, (900, 520)).into_drawing_area();

@@ -8,6 +8,7 @@ use clap::{Args, ValueEnum};
 use gossip_core::Config;
 use gossip_sim::rumor::{self, RumorOptions};
 use gossip_sim::scenarios::{self, Common};
+use gossip_sim::script::{MAX_RUNS, MAX_TIME_S};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
@@ -211,7 +212,70 @@ pub struct SimArgs {
     compare: Option<String>,
 }
 
+/// Flags every node-simulator scenario takes.
+const NODE_SIM_FLAGS: &[&str] = &["nodes", "runs", "seed", "loss", "preset", "suspicion_mult", "plot", "json"];
+
+/// Flags of one scenario only, beyond [`NODE_SIM_FLAGS`] (for `rumor` and `run`, all of them).
+fn scenario_flags(scenario: Scenario) -> &'static [&'static str] {
+    match scenario {
+        Scenario::Join => &["limit_s"],
+        Scenario::Failure => &[],
+        Scenario::Partition => &["hold_s"],
+        Scenario::Stall => &["duration_s"],
+        Scenario::Churn => &["duration_s", "rate"],
+        Scenario::Antientropy => &["duration_s", "keys_per_node", "updates_per_s", "writers", "sync_s"],
+        Scenario::Crdt => &[
+            "sync_s",
+            "delta_log_bytes",
+            "steady_s",
+            "updates_per_s",
+            "counter_only",
+            "signed",
+            "join_first",
+            "ops_per_node",
+        ],
+        Scenario::Pushsum => &["rounds"],
+        Scenario::Rumor => &[
+            "nodes",
+            "runs",
+            "seed",
+            "loss",
+            "plot",
+            "json",
+            "mode",
+            "variant",
+            "k",
+            "counter_reset",
+            "fanout",
+            "max_rounds",
+            "compare",
+        ],
+        Scenario::Run => &["file", "seed", "runs", "json", "plot"],
+    }
+}
+
+/// Refuses flags given on the command line (`given`, by argument id) that `scenario` would
+/// silently ignore, e.g. `gossip sim join --fanout 0`.
+pub fn check_flags(scenario: Scenario, given: &[String]) -> Result<(), String> {
+    let own = scenario_flags(scenario);
+    let common = if matches!(scenario, Scenario::Rumor | Scenario::Run) { &[][..] } else { NODE_SIM_FLAGS };
+    for id in given {
+        if id == "scenario" || own.contains(&id.as_str()) || common.contains(&id.as_str()) {
+            continue;
+        }
+        let flag = if id == "file" { "FILE.toml".to_owned() } else { format!("--{}", id.replace('_', "-")) };
+        let name = scenario.to_possible_value().map(|v| v.get_name().to_owned()).unwrap_or_default();
+        return Err(format!("{flag} does not apply to `gossip sim {name}` (see gossip sim --help)"));
+    }
+    Ok(())
+}
+
 impl SimArgs {
+    /// The experiment asked for.
+    pub fn scenario(&self) -> Scenario {
+        self.scenario
+    }
+
     /// `--runs`, 1 if not given.
     fn runs(&self) -> usize {
         self.runs.unwrap_or(1)
@@ -225,6 +289,9 @@ impl SimArgs {
 
 /// Runs the experiment and prints its result.
 pub fn run(args: SimArgs) -> Result<(), String> {
+    if let Some(path) = &args.plot {
+        plot::check_target(path)?;
+    }
     if args.scenario == Scenario::Run {
         return crate::sim_run::run(args.file.as_deref(), args.seed, args.runs, args.json, args.plot.as_deref());
     }
@@ -234,14 +301,32 @@ pub fn run(args: SimArgs) -> Result<(), String> {
     if args.nodes < 2 {
         return Err("--nodes must be at least 2".into());
     }
-    if args.runs() == 0 {
-        return Err("--runs must be at least 1".into());
+    if !(1..=MAX_RUNS).contains(&args.runs()) {
+        return Err(format!("--runs must be between 1 and {MAX_RUNS}"));
+    }
+    for (flag, seconds) in [("--limit-s", args.limit_s), ("--hold-s", args.hold_s), ("--duration-s", args.duration_s)] {
+        if !(1..=MAX_TIME_S as u64).contains(&seconds) {
+            return Err(format!("{flag} must be between 1 and {} seconds", MAX_TIME_S as u64));
+        }
+    }
+    if !(1..=1_000_000).contains(&args.keys_per_node) {
+        return Err("--keys-per-node must be between 1 and 1000000".into());
+    }
+    if args.writers.is_some_and(|w| !(1..=args.nodes).contains(&w)) {
+        return Err("--writers must be between 1 and --nodes".into());
+    }
+    if !(1..=1000).contains(&args.ops_per_node) {
+        return Err("--ops-per-node must be between 1 and 1000".into());
     }
     if !(0.0..1.0).contains(&args.loss) {
         return Err("--loss must be in [0, 1)".into());
     }
-    if !(args.rate.is_finite() && args.rate > 0.0) {
-        return Err("--rate must be positive".into());
+    if !(args.rate.is_finite() && args.rate > 0.0 && args.rate <= 1000.0) {
+        return Err("--rate must be positive and at most 1000 changes per second".into());
+    }
+    // About a quarter of the changes add a node: keep the cluster a simulator can hold.
+    if args.scenario == Scenario::Churn && args.rate * args.duration_s as f64 > 100_000.0 {
+        return Err("--rate times --duration-s must be at most 100000 changes".into());
     }
     if !(args.updates_per_s.is_finite() && args.updates_per_s >= 0.0) {
         return Err("--updates-per-s must be zero or more".into());
@@ -407,11 +492,12 @@ pub fn run(args: SimArgs) -> Result<(), String> {
             (render(&r, args.json), chart)
         }
     };
+    bar.finish_and_clear();
+    // The result first: a chart that cannot be written must not take it with it.
+    out!("{}", out?);
     if let Some(path) = &args.plot {
         plot::write(path, &chart).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    bar.finish_and_clear();
-    out!("{}", out?);
     Ok(())
 }
 
@@ -447,6 +533,10 @@ fn run_rumor(args: &SimArgs) -> Result<(), String> {
         lines.push(Line { name: format!("{} {}{k}", r.mode, r.variant), points: r.curve.clone() });
         outs.push(render(&r, args.json)?);
     }
+    bar.finish_and_clear();
+    // The results first: a chart that cannot be written must not take them with it.
+    let sep = if args.json { "\n" } else { "\n\n" };
+    out!("{}", outs.join(sep));
     if let Some(path) = &args.plot {
         let first = &setups[0];
         // Name what the set-ups share; the legend tells them apart.
@@ -471,9 +561,6 @@ fn run_rumor(args: &SimArgs) -> Result<(), String> {
         };
         plot::write(path, &chart).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
     }
-    bar.finish_and_clear();
-    let sep = if args.json { "\n" } else { "\n\n" };
-    out!("{}", outs.join(sep));
     Ok(())
 }
 

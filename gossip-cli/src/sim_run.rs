@@ -27,9 +27,6 @@ pub fn run(
     let result = script.run(|done| bar.set_position(done as u64));
     bar.finish_and_clear();
     let wall_s = wall.elapsed().as_secs_f64();
-    if let Some(to) = plot_to {
-        plot::write(to, &chart(path, &result)).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
-    }
     if json {
         let mut value = serde_json::to_value(&result).map_err(|e| e.to_string())?;
         if let Some(fields) = value.as_object_mut() {
@@ -39,6 +36,10 @@ pub fn run(
         out!("{}", serde_json::to_string(&value).map_err(|e| e.to_string())?);
     } else {
         out!("{}", table(path, &result, wall_s));
+    }
+    // After the result, so a chart that cannot be written does not hide it.
+    if let Some(to) = plot_to {
+        plot::write(to, &chart(path, &result)).map_err(|e| format!("cannot write {}: {e}", to.display()))?;
     }
     if !result.passed {
         // Checks that fail are the answer, not an error of the command: exit 1, not 2.

@@ -73,5 +73,24 @@ fn the_ca_files_are_never_overwritten_by_a_node() {
     // An existing node's files need --force.
     let out = gossip(&["certs", "--ca", &ca_pem, "--ca-key", &arg(&dir.join("ca.key")), "--node", "a"]);
     assert!(stderr(&out).contains("exists"), "{}", stderr(&out));
+    // Reissuing a node without --ca would make a new CA: refused even with --force, the CA kept.
+    let (ca_before, key_before) = (std::fs::read(dir.join("ca.pem")), std::fs::read(dir.join("ca.key")));
+    let out = gossip(&["certs", "--out", &arg(&dir), "--node", "a", "--force"]);
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert!(stderr(&out).contains("never overwritten"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.join("ca.pem")).ok(), ca_before.ok(), "the CA certificate is kept");
+    assert_eq!(std::fs::read(dir.join("ca.key")).ok(), key_before.ok(), "the CA key is kept");
+    let out = gossip(&["certs", "--out", &arg(&dir), "--node", "CA"]);
+    assert!(stderr(&out).contains("--node CA"), "{}", stderr(&out));
+    // A loaded CA's files are protected whatever their names.
+    std::fs::copy(dir.join("ca.pem"), dir.join("root.pem")).expect("copy");
+    std::fs::copy(dir.join("ca.key"), dir.join("root.key")).expect("copy");
+    let (root, root_key) = (arg(&dir.join("root.pem")), arg(&dir.join("root.key")));
+    let out = gossip(&["certs", "--ca", &root, "--ca-key", &root_key, "--node", "root", "--force"]);
+    assert!(stderr(&out).contains("is the CA's own file"), "{}", stderr(&out));
+    assert_eq!(std::fs::read(dir.join("root.key")).ok(), std::fs::read(dir.join("ca.key")).ok(), "kept");
+    // With its CA, --force reissues the node.
+    let out = gossip(&["certs", "--ca", &ca_pem, "--ca-key", &arg(&dir.join("ca.key")), "--node", "a", "--force"]);
+    assert!(out.status.success(), "{}", stderr(&out));
     let _ = std::fs::remove_dir_all(&dir);
 }

@@ -176,6 +176,33 @@ within = 60
     assert!(r.passed, "{:?}", r.checks);
 }
 
+/// A late node listed first among the seeds is not started early: the first seed there from
+/// the start is, and the late one comes at its own `join` event.
+#[test]
+fn a_late_first_seed_starts_at_its_join_event() {
+    let r = run(r#"
+nodes = 4
+start = "join"
+seeds = [3, 0]
+late = 3
+[[check]]
+at = 10
+expect = "members_seen"
+min = 3
+max = 3
+by = "0-2"
+[[event]]
+at = 15
+do = "join"
+node = 3
+[[check]]
+at = 15
+expect = "converged"
+within = 30
+"#);
+    assert!(r.passed, "{:?}", r.checks);
+}
+
 #[test]
 fn restart_leave_stall_slow_and_network_events_run() {
     let r = run(r#"
@@ -265,6 +292,7 @@ fn bad_files_are_refused_with_a_reason() {
         ("nodes = 10\nlate = 9\n[[event]]\nat = 1\ndo = \"crash\"\nnode = 9", "has not started yet"),
         ("nodes = 10\n[[event]]\nat = 1\ndo = \"leave\"\nnode = 2\n[[event]]\nat = 2\ndo = \"leave\"\nnode = 2", "has already left"),
         ("nodes = 10\n[[event]]\nat = 1\ndo = \"stall\"\nnode = 2\nfor_s = 0", "for_s must be more than zero"),
+        ("nodes = 10\n[[event]]\nat = 1\ndo = \"slow\"\nnode = 2\nfor_s = 1\ndelay_ms = -100", "delay_ms = -100: must be a number of milliseconds"),
         ("nodes = 10\nlate = \"0-9\"\nduration_s = 5", "late"),
         ("nodes = 10\nseeds = 3\nlate = 3\nduration_s = 5", "every seed is `late`"),
         ("nodes = 10\n[[check]]\nat = 1\nexpect = \"members_seen\"", "needs min, max or both"),

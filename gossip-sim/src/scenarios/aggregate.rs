@@ -53,7 +53,7 @@ pub fn pushsum(common: &Common, rounds: usize, mut progress: impl FnMut(usize)) 
     let (mut conserved, mut hit) = (true, Vec::new());
     let (mut avg_err, mut sum_err, mut weight_left) = (0.0f64, 0.0f64, 1.0f64);
     for run in 0..common.runs {
-        let mut rng = ChaCha8Rng::seed_from_u64(common.seed + run as u64);
+        let mut rng = ChaCha8Rng::seed_from_u64(common.seed.wrapping_add(run as u64));
         let values: Vec<f64> = (0..n).map(|_| rng.random_range(0.0..100.0)).collect();
         let true_sum: f64 = values.iter().sum();
         let true_avg = true_sum / n as f64;

@@ -60,7 +60,7 @@ pub fn join(common: &Common, limit: Duration, mut progress: impl FnMut(usize)) -
     let mut all = true;
     let mut curve = Vec::new();
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
         sim.record_trace(false);
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5eed);
@@ -156,7 +156,7 @@ pub fn failure(common: &Common, mut progress: impl FnMut(usize)) -> FailureResul
     let probe = common.config.probe_interval.as_secs_f64();
     let (mut first, mut first_probe, mut all, mut undetected, mut false_dead) = (vec![], vec![], vec![], 0, 0);
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
         sim.prime_converged();
         let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xfa11);
@@ -346,7 +346,7 @@ pub fn stall(common: &Common, duration: Duration, mut progress: impl FnMut(usize
     let (mut fl, mut fp, mut sl, mut sp, mut dl, mut dp, mut stalls) = (0, 0, 0, 0, vec![], vec![], 0);
     let (mut hl, mut hp) = (0, 0);
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let a = stall_run(common, seed, true, duration);
         let b = stall_run(common, seed, false, duration);
         fl += a.false_dead;
@@ -411,7 +411,7 @@ pub fn partition(common: &Common, hold: Duration, mut progress: impl FnMut(usize
     let (mut split, mut healed, mut unhealed, mut lost) = (vec![], vec![], 0, 0);
     let mut curve = Vec::new();
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
         sim.record_trace(false);
         sim.prime_converged();
@@ -527,7 +527,7 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
     let (mut all_ok, mut times, mut false_dead, mut events) = (true, vec![], 0, 0);
     let mut curve = Vec::new();
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, mut ids) = new_cluster(seed, common, &common.config);
         sim.prime_converged();
         for &id in &ids {
@@ -544,7 +544,13 @@ pub fn churn(common: &Common, rate_per_s: f64, duration: Duration, mut progress:
         let mut elapsed = Duration::ZERO;
         let mut trace = Vec::new();
         while elapsed < duration {
-            if rng.random::<f64>() < per_tick {
+            // Whole changes per tick, plus one more with the fraction's probability: any rate,
+            // not at most one change per tick.
+            let mut changes = per_tick.floor() as usize;
+            if rng.random::<f64>() < per_tick.fract() {
+                changes += 1;
+            }
+            for _ in 0..changes {
                 events += 1;
                 let up: Vec<NodeId> = sim.up_ids().into_iter().filter(|&i| i != ids[0]).collect();
                 match rng.random_range(0..4) {

@@ -140,7 +140,7 @@ pub fn antientropy(
     let (mut converged_all, mut times, mut busy, mut idle, mut staleness) = (true, vec![], vec![], vec![], 0.0f64);
     let (mut curve, mut updates_window_s) = (Vec::new(), (0.0, 0.0));
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, ids) = new_cluster(seed, common, &common.config);
         sim.record_trace(false);
         sim.prime_converged();
@@ -403,7 +403,7 @@ pub fn crdt(common: &Common, options: CrdtOptions, mut progress: impl FnMut(usiz
     let (mut counter_delta, mut set_delta) = ((0usize, 0usize), (0usize, 0usize));
     let mut curve = Vec::new();
     for run in 0..common.runs {
-        let seed = common.seed + run as u64;
+        let seed = common.seed.wrapping_add(run as u64);
         let (mut sim, ids) = if signed {
             super::new_signed_cluster(seed, common, &common.config)
         } else {

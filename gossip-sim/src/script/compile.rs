@@ -266,7 +266,14 @@ impl Script {
                 }
                 EventSpec::Slow(e) => {
                     let d = seconds(&format!("{what}: for_s"), e.for_s)?;
-                    let delay = seconds(&format!("{what}: delay_ms"), e.delay_ms / 1000.0)?;
+                    if !(e.delay_ms.is_finite() && (0.0..=MAX_TIME_S * 1000.0).contains(&e.delay_ms)) {
+                        return Err(invalid(format!(
+                            "{what}: delay_ms = {}: must be a number of milliseconds, zero to {}",
+                            e.delay_ms,
+                            MAX_TIME_S * 1000.0
+                        )));
+                    }
+                    let delay = Duration::from_secs_f64(e.delay_ms / 1000.0);
                     if d.is_zero() || delay.is_zero() {
                         return Err(invalid(format!("{what}: for_s and delay_ms must be more than zero")));
                     }

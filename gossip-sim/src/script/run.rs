@@ -17,10 +17,12 @@ impl Script {
         // Joins of the initial nodes (start = "join") go first, then the script's events.
         let mut actions: Vec<(Duration, Action)> = Vec::new();
         if self.start == StartMode::Join {
-            // The first seed goes first, so that the others find it; it joins too, which records
-            // whom it rejoins through after a restart.
-            let mut joiners: Vec<usize> = (0..self.nodes).filter(|&i| !self.late[i] && i != self.seeds[0]).collect();
-            joiners.insert(0, self.seeds[0]);
+            // The first seed there from the start goes first, so that the others find it (a late
+            // one starts at its own `join` event); it joins too, which records whom it rejoins
+            // through after a restart. Compiling made sure one seed is not late.
+            let first = self.seeds.iter().copied().find(|&s| !self.late[s]).unwrap_or(0);
+            let mut joiners: Vec<usize> = (0..self.nodes).filter(|&i| !self.late[i] && i != first).collect();
+            joiners.insert(0, first);
             let step = Duration::from_secs(1) / (joiners.len().max(1) as u32);
             for (k, &i) in joiners.iter().enumerate() {
                 actions.push((step * k as u32, Action::Join(vec![i])));
