@@ -260,18 +260,7 @@ impl Sealer {
     /// Seals `plain` for cluster `label`.
     pub fn seal(&mut self, plain: &[u8], label: &str) -> Vec<u8> {
         self.counter += 1;
-        let mut nonce = [0u8; 12];
-        nonce[..4].copy_from_slice(&self.prefix);
-        nonce[4..].copy_from_slice(&self.counter.to_be_bytes());
-        let aad = aad(label);
-        let cipher = ChaCha20Poly1305::new((&self.keyring.primary().0).into());
-        let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad });
-        let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
-        out.push(SEALED);
-        out.extend_from_slice(&nonce);
-        // Encryption into a Vec cannot fail; an empty result would be dropped as truncated.
-        out.extend_from_slice(&sealed.unwrap_or_default());
-        out
+        seal_datagram(self.keyring.primary(), self.prefix, self.counter, plain, label)
     }
 
     /// Opens a sealed datagram from cluster `label` with any key in the ring, then checks the
@@ -323,6 +312,32 @@ impl Sealer {
         self.by_heard.insert(heard, sender);
         &mut self.windows.entry(sender).or_insert((Window::default(), heard)).0
     }
+}
+
+/// Seals one datagram `plain` with `key` for cluster `label`, under nonce `prefix`
+/// `counter`, as a node does: for tools that speak the wire format (a fuzzer, a traffic
+/// generator). A node never repeats a nonce under one key; a caller must not either, or the
+/// cipher's secrecy is lost.
+///
+/// ```
+/// use gossip_core::wire::security::{seal_datagram, Key, SEALED, SEAL_OVERHEAD};
+/// let sealed = seal_datagram(&Key::from_bytes([1; 32]), [0, 0, 0, 1], 1, b"datagram", "prod");
+/// assert_eq!(sealed[0], SEALED);
+/// assert_eq!(sealed.len(), b"datagram".len() + SEAL_OVERHEAD);
+/// ```
+pub fn seal_datagram(key: &Key, prefix: [u8; 4], counter: u64, plain: &[u8], label: &str) -> Vec<u8> {
+    let mut nonce = [0u8; 12];
+    nonce[..4].copy_from_slice(&prefix);
+    nonce[4..].copy_from_slice(&counter.to_be_bytes());
+    let aad = aad(label);
+    let cipher = ChaCha20Poly1305::new((&key.0).into());
+    let sealed = cipher.encrypt(Nonce::from_slice(&nonce), Payload { msg: plain, aad: &aad });
+    let mut out = Vec::with_capacity(plain.len() + SEAL_OVERHEAD);
+    out.push(SEALED);
+    out.extend_from_slice(&nonce);
+    // Encryption into a Vec cannot fail; an empty result would be dropped as truncated.
+    out.extend_from_slice(&sealed.unwrap_or_default());
+    out
 }
 
 fn aad(label: &str) -> Vec<u8> {
