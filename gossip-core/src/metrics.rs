@@ -134,6 +134,11 @@ pub struct Metrics {
     /// Views (push-pull answers, join replies) not sent because the same peer got one
     /// moments ago.
     pub views_throttled: u64,
+    /// Anti-entropy requests (key/value or CRDT digests and openings) not answered because
+    /// their sender is not a member at the address they came from.
+    pub answers_refused: u64,
+    /// Anti-entropy requests not answered because their sender's address asked too often.
+    pub answers_throttled: u64,
     /// Full membership views sent (join replies, first exchanges, reconnections).
     pub views_full: u64,
     /// Views sent as the changes since a watermark.

@@ -40,6 +40,12 @@ pub struct Identity<A> {
 /// How far down the outbox `poll_transmit` looks for more messages to the same destination.
 const COALESCE_SCAN: usize = 32;
 
+/// Anti-entropy requests answered per peer address at once, and per second after that: a
+/// transfer asks again after each burst it receives, so catching up on a large store takes a
+/// few a second; more is a peer gone wrong or a forged source address.
+const ANSWER_BURST: u32 = 32;
+const ANSWERS_PER_S: f64 = 32.0;
+
 /// A message waiting to be packed into a datagram by `poll_transmit`.
 #[derive(Debug)]
 pub(crate) struct Outgoing<A> {
@@ -167,7 +173,9 @@ pub struct Node<A: Address> {
     /// Forgotten members' last (generation, incarnation), so stale gossip cannot resurrect
     /// them, with the time each record may be dropped.
     pub(crate) forgotten: HashMap<CompactString, (u64, u32), ahash::RandomState>,
-    pub(crate) forgotten_order: VecDeque<(Instant, CompactString)>,
+    /// When each forgotten record expires, with the record (a stale entry, whose member came
+    /// back since, must not remove a newer record).
+    pub(crate) forgotten_order: VecDeque<(Instant, CompactString, u64, u32)>,
     /// When each peer was last sent a view in answer to a request (bounded; see
     /// `Node::may_send_view`).
     pub(crate) views_sent: HashMap<A, Instant, ahash::RandomState>,
@@ -182,6 +190,8 @@ pub struct Node<A: Address> {
     pub(crate) signed: Option<crate::membership::signed::SignedState>,
     /// Datagrams per source per second, when limited.
     source_limiter: Option<crate::membership::limits::SourceLimiter<A>>,
+    /// Per peer address: anti-entropy requests answered (each answer may be many datagrams).
+    answer_limits: crate::membership::limits::TokenBuckets<A>,
     buf: Vec<u8>,
 }
 
@@ -250,6 +260,7 @@ impl<A: Address> Node<A> {
             sync_marks: HashMap::with_hasher(ahash::RandomState::with_seeds(keys[3], keys[1], keys[2], keys[0])),
             signed,
             source_limiter,
+            answer_limits: crate::membership::limits::TokenBuckets::new(ANSWER_BURST, ANSWERS_PER_S, keys),
             buf: Vec::with_capacity(config.mtu),
             rng,
             config,
@@ -339,13 +350,35 @@ impl<A: Address> Node<A> {
         };
         let _span = tracing::trace_span!("handle_message", node = %self.name, from = %sender).entered();
         self.note_sender(now, &sender);
+        let from_member =
+            self.members.find(&sender).and_then(|slot| self.members.get(slot)).is_some_and(|m| m.addr == from);
         for (message, len) in messages {
             let kind = message.kind().index();
             self.metrics.messages_in[kind] += 1;
             self.metrics.message_bytes_in[kind] += len as u64;
+            if message.asks_for_state() && !self.may_answer(now, &from, from_member) {
+                continue;
+            }
             self.on_message(now, &from, message);
         }
         Ok(())
+    }
+
+    /// Whether an anti-entropy request (a few bytes that can bring back many datagrams) from
+    /// `from` is answered: only a member's, sent from the member's own address, and at most
+    /// [`ANSWERS_PER_S`] a second per address. Anyone else could aim this node's answers at
+    /// a victim by forging the source address (reflection, amplified up to
+    /// `state_sync_datagrams` times); a member is at most held to a rate.
+    fn may_answer(&mut self, now: Instant, from: &A, from_member: bool) -> bool {
+        if !from_member {
+            self.metrics.answers_refused += 1;
+            return false;
+        }
+        if !self.answer_limits.take(now, from) {
+            self.metrics.answers_throttled += 1;
+            return false;
+        }
+        true
     }
 
     /// Opens a sealed datagram (`Some(plaintext)`), passes a plain one through (`None`), or

@@ -105,11 +105,8 @@ fn capture_delta(net: &mut Net, from: usize, object: &str) -> (AnyCrdt, CrdtProo
 }
 
 fn inject(net: &mut Net, from: usize, to: usize, object: &str, delta: AnyCrdt, proof: Option<CrdtProof>) {
-    let label = net.nodes[to].config().cluster_label.clone();
     let message = Message::<u32>::CrdtDelta { object: object.into(), delta, proof: proof.map(Box::new) };
-    let bytes = codec::encode_datagram(&label, &format!("n{from}"), &[message]);
-    let now = net.now;
-    net.nodes[to].handle_message(now, from as u32 + 1, &bytes).expect("well-formed datagram");
+    common::inject(net, from, to, &[message]).expect("well-formed datagram");
 }
 
 #[test]

@@ -7,9 +7,9 @@ mod common;
 
 use std::time::Duration;
 
-use common::{pass, Net};
+use common::{inject, pass, Net};
 use gossip_core::wire::signing::{Keypair, Signing, Trust};
-use gossip_core::wire::{codec, MemberRecord, MemberState, Message};
+use gossip_core::wire::{MemberRecord, MemberState, Message};
 use gossip_core::{Config, DropReason, Event, HandleError};
 
 fn keypair(i: usize) -> Keypair {
@@ -27,14 +27,6 @@ fn signed_net(n: usize) -> Net {
     assert!(net.converged(), "signed nodes join and converge");
     let _ = net.downs();
     net
-}
-
-/// Delivers `messages` to node `to` as a datagram from node `from`.
-fn inject(net: &mut Net, from: usize, to: usize, messages: &[Message<u32>]) -> Result<(), HandleError> {
-    let label = net.nodes[to].config().cluster_label.clone();
-    let bytes = codec::encode_datagram(&label, &format!("n{from}"), messages);
-    let now = net.now;
-    net.nodes[to].handle_message(now, from as u32 + 1, &bytes)
 }
 
 fn member(record: MemberRecord<u32>) -> Message<u32> {

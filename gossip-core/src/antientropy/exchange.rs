@@ -215,14 +215,16 @@ impl<A: Address> Node<A> {
     }
 
     fn apply_state_deltas(&mut self, now: Instant, mut deltas: Vec<crate::antientropy::ParticipantDelta>) {
-        // A peer that has not heard of a restart yet may still send the old life's state; once
-        // we know of the new life, that state must not come back (the new life may never
-        // write, and an empty participant is in no digest that would correct it). Nor may the
-        // state of a member we forgot after its death.
+        // Only members' state is kept: anyone can name any participant, and a store open to
+        // strangers would grow by a datagram's worth with every datagram, copied to every
+        // node and never removed. A member's state that arrives before the member does comes
+        // again at a later exchange. A peer that has not heard of a restart yet may still send
+        // the old life's state; once we know of the new life, that state must not come back
+        // (the new life may never write, and an empty participant is in no digest that would
+        // correct it).
         deltas.retain(|d| {
             let known = self.members.find(&d.node).and_then(|slot| self.members.get(slot)).map(|m| m.generation);
-            let forgotten = self.forgotten.get(d.node.as_str()).is_some_and(|&(g, _)| d.generation <= g);
-            known.is_none_or(|g| d.generation >= g) && !forgotten
+            known.is_some_and(|g| d.generation >= g)
         });
         self.check_writes(&mut deltas);
         let before = (self.state.rejected(), self.state.unvouched());

@@ -619,10 +619,24 @@ impl KvStore {
             if delta.node == self.own {
                 continue; // our own state is ours to write
             }
-            let p = self.participants.entry(delta.node.clone()).or_insert_with(|| Participant::new(delta.generation));
+            let node = delta.node.clone();
+            let p = self.participants.entry(node.clone()).or_insert_with(|| Participant::new(delta.generation));
             merge(&self.limits, &mut self.rejected, p, delta, now, &mut changes);
+            self.drop_if_empty(&node);
         }
         changes
+    }
+
+    /// Forgets a participant that holds nothing (a delta that brought nothing must not leave
+    /// an empty entry behind).
+    fn drop_if_empty(&mut self, node: &str) {
+        let empty = self
+            .participants
+            .get(node)
+            .is_some_and(|p| p.max_version == 0 && p.gc_version == 0 && p.entries.is_empty() && p.pending.is_none());
+        if empty && node != self.own {
+            self.participants.remove(node);
+        }
     }
 
     /// Like [`KvStore::apply`], with signed self-state (each update's signature already
@@ -662,6 +676,7 @@ impl KvStore {
                         p.head = Some((through, h));
                     }
                 }
+                self.drop_if_empty(&node);
                 continue;
             }
             let mut pending = match p.pending.take() {
@@ -688,6 +703,7 @@ impl KvStore {
                 }
                 _ => p.pending = Some(Box::new(pending)),
             }
+            self.drop_if_empty(&node);
         }
         changes
     }

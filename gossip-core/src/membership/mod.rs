@@ -23,6 +23,7 @@ pub(crate) mod swim;
 pub(crate) mod sync;
 pub(crate) mod table;
 
+use std::collections::VecDeque;
 use std::time::Instant;
 
 use compact_str::CompactString;
@@ -223,7 +224,7 @@ impl<A: Address> Node<A> {
             }
             self.forgotten.remove(&record.name);
         }
-        if self.members.len() >= self.config.max_members {
+        if self.members.len() >= self.config.max_members || !self.pin_key(&record) {
             self.metrics.members_refused += 1;
             return;
         }
@@ -471,12 +472,36 @@ impl<A: Address> Node<A> {
         self.clear_suspicion(slot);
         self.crdt_forget_peer(&record.addr);
         self.gone.push_back((now, slot, record.generation, record.incarnation));
+        if self.gone.len() > 2 * self.members.len() + 64 {
+            self.compact_gone();
+        }
         let event = if record.state == MemberState::Left {
             Event::MemberLeft(record.clone())
         } else {
             Event::MemberDown(record.clone())
         };
         self.events.push_back(event);
+    }
+
+    /// Keeps, of the `gone` entries, only each member's latest that still describes it (the
+    /// others would be skipped when reclaiming): a member that flaps between alive and dead
+    /// adds an entry per death, and the list must stay bounded by the members.
+    fn compact_gone(&mut self) {
+        let mut seen = std::collections::BTreeSet::new();
+        let members = &self.members;
+        let mut kept: VecDeque<_> =
+            self.gone
+                .iter()
+                .rev()
+                .filter(|&&(_, slot, generation, incarnation)| {
+                    members.get(slot).is_some_and(|m| {
+                        m.state.is_gone() && m.generation == generation && m.incarnation == incarnation
+                    }) && seen.insert(slot)
+                })
+                .copied()
+                .collect();
+        kept.make_contiguous().reverse();
+        self.gone = kept;
     }
 
     /// Forgets members dead or left for longer than `dead_reclaim_time`, keeping a record of
@@ -501,16 +526,58 @@ impl<A: Address> Node<A> {
                 self.state.forget(&m.name);
                 self.dissemination.members.remove(&slot);
                 self.forgotten.insert(m.name.clone(), (m.generation, m.incarnation));
-                self.forgotten_order.push_back((now + keep, m.name));
+                self.forgotten_order.push_back((now + keep, m.name, m.generation, m.incarnation));
             }
         }
-        while let Some((until, _)) = self.forgotten_order.front() {
+        while let Some((until, ..)) = self.forgotten_order.front() {
             if *until > now {
                 break;
             }
-            if let Some((_, name)) = self.forgotten_order.pop_front() {
-                self.forgotten.remove(&name);
+            let Some((_, name, generation, incarnation)) = self.forgotten_order.pop_front() else { break };
+            // The member may have come back (and maybe gone again, with a newer record that
+            // expires later) since this entry was made: only its own record goes.
+            if self.forgotten.get(&name) != Some(&(generation, incarnation)) {
+                continue;
+            }
+            self.forgotten.remove(&name);
+            if self.members.find(&name).is_none() {
+                self.unpin_key(&name);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use crate::wire::{codec, MemberRecord, MemberState, Message};
+    use crate::{Config, Identity, Node};
+
+    #[test]
+    fn a_member_flapping_between_dead_and_alive_keeps_the_bookkeeping_bounded() {
+        let t0 = Instant::now();
+        let id = Identity { name: "a".into(), addr: 1u32, generation: 1 };
+        let mut node = Node::new(Config::local(), id, 1, t0).expect("node");
+        let label = node.config().cluster_label.clone();
+        for incarnation in 0..20_000u32 {
+            let state = if incarnation % 2 == 0 { MemberState::Alive } else { MemberState::Dead };
+            let record = MemberRecord {
+                name: "flapper".into(),
+                addr: 2,
+                generation: 1,
+                incarnation,
+                state,
+                zone: None,
+                proof: None,
+            };
+            let message = Message::Member { record, accuser: Some("flapper".into()), signature: None };
+            let bytes = codec::encode_datagram(&label, "flapper", &[message]);
+            let now = t0 + Duration::from_millis(2 * u64::from(incarnation));
+            node.handle_message(now, 2, &bytes).expect("handled");
+            assert!(node.gone.len() <= 2 * node.members.len() + 65, "gone: {}", node.gone.len());
+            assert!(node.swim.probe_order_len() <= 2 * 2 + 64 + 1, "probe order: {}", node.swim.probe_order_len());
+        }
+        assert_eq!(node.member("flapper").map(|m| m.state), Some(MemberState::Dead));
     }
 }

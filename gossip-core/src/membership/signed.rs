@@ -96,8 +96,10 @@ impl<A: Address> Node<A> {
         self.signed.as_ref().is_some_and(|s| matches!(s.trust, Trust::FirstUse))
     }
 
-    /// Whether `record` carries its member's valid proof (always true without signing). A
-    /// first valid key for a name is pinned under trust on first use.
+    /// Whether `record` carries its member's valid proof (always true without signing). Under
+    /// trust on first use, a name with no key bound yet passes with any key that signed the
+    /// record; the key is bound when the member is admitted ([`Node::pin_key`]), not here, so
+    /// records that are never admitted (a stranger's leave, a full table) bind nothing.
     pub(crate) fn check_claim(&mut self, record: &MemberRecord<A>) -> bool {
         let Some(s) = &self.signed else { return true };
         let Some(proof) = record.proof.as_deref().copied() else { return false };
@@ -114,16 +116,32 @@ impl<A: Address> Node<A> {
             _ => {}
         }
         let Some(s) = self.signed.as_mut() else { return false };
-        if !signing::verify_claim(&self.config.cluster_label, record, &proof, &mut s.memo) {
+        signing::verify_claim(&self.config.cluster_label, record, &proof, &mut s.memo)
+    }
+
+    /// Binds the key of `record`'s proof to its name under trust on first use, as the member
+    /// is admitted; false if the pins are at their limit (the member is then refused).
+    pub(crate) fn pin_key(&mut self, record: &MemberRecord<A>) -> bool {
+        let Some(s) = self.signed.as_mut() else { return true };
+        if !matches!(s.trust, Trust::FirstUse) || s.pinned.contains_key(record.name.as_str()) {
+            return true;
+        }
+        let Some(proof) = record.proof.as_deref() else { return false };
+        if s.pinned.len() >= s.max_pins {
             return false;
         }
-        if bound.is_none() {
-            if s.pinned.len() >= s.max_pins {
-                return false;
-            }
-            s.pinned.insert(record.name.clone(), proof.key);
-        }
+        s.pinned.insert(record.name.clone(), proof.key);
         true
+    }
+
+    /// Releases the key bound to a name the node no longer knows at all (its member was
+    /// reclaimed and the record of its last life has expired): pins stay bounded by the
+    /// members and the recently forgotten, and a node that comes back after that long with a
+    /// new key is bound to the new one.
+    pub(crate) fn unpin_key(&mut self, name: &str) {
+        if let Some(s) = self.signed.as_mut() {
+            s.pinned.remove(name);
+        }
     }
 
     /// Whether `sig` is `accuser`'s valid signature accusing `record` (a suspect or dead

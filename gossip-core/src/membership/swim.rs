@@ -41,6 +41,10 @@ pub(crate) struct ProbeOrder {
     /// positions) just before the next pick: a view of thousands of new members is then
     /// placed in one pass over a vector hot in cache, not one cache miss per member.
     pending: Vec<Slot>,
+    /// Length of `order` plus `pending` at which duplicates are removed: a member that dies
+    /// and comes back again and again is inserted each time, and must not grow the order
+    /// without bound within one cycle.
+    compact_at: usize,
 }
 
 impl ProbeOrder {
@@ -71,6 +75,21 @@ impl ProbeOrder {
             self.place_pending(rng);
         }
         crate::membership::table::push_compact(&mut self.pending, slot);
+        if self.order.len() + self.pending.len() > self.compact_at {
+            self.compact();
+        }
+    }
+
+    /// Drops the part of the cycle already probed and every repeat of a member still to be
+    /// probed (its first place is kept). What is left holds each slot once at most, so the
+    /// next compaction comes after as many inserts again: amortized O(log n) per insert.
+    fn compact(&mut self) {
+        self.order.drain(..self.pos);
+        self.pos = 0;
+        let mut seen = BTreeSet::new();
+        self.order.retain(|slot| seen.insert(*slot));
+        self.pending.retain(|slot| seen.insert(*slot));
+        self.compact_at = 2 * (self.order.len() + self.pending.len()) + 64;
     }
 
     /// Inserts each pending member at a random position among those not yet probed this
@@ -146,6 +165,12 @@ impl<A> Default for Swim<A> {
 }
 
 impl<A> Swim<A> {
+    /// Places held in both probe orders (for tests of their bounds).
+    #[cfg(test)]
+    pub fn probe_order_len(&self) -> usize {
+        [&self.local, &self.remote].iter().map(|o| o.order.len() + o.pending.len()).sum()
+    }
+
     pub fn probe_order_insert(&mut self, rng: &mut ChaCha8Rng, slot: Slot, local: bool) {
         if local {
             self.local.insert(rng, slot);
@@ -454,5 +479,30 @@ impl<A: Address> Node<A> {
                 }
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+
+    use super::*;
+
+    #[test]
+    fn a_member_inserted_again_and_again_keeps_the_order_bounded() {
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let mut order = ProbeOrder::default();
+        for slot in 0..10 {
+            order.insert(&mut rng, slot);
+        }
+        for _ in 0..100_000 {
+            order.insert(&mut rng, 3);
+            assert!(order.order.len() + order.pending.len() <= 2 * 10 + 64 + 1, "bounded at every step");
+        }
+        order.place_pending(&mut rng);
+        let mut unprobed = order.order[order.pos..].to_vec();
+        unprobed.sort_unstable();
+        unprobed.dedup();
+        assert_eq!(unprobed, (0..10).collect::<Vec<Slot>>(), "every member still has its place");
     }
 }

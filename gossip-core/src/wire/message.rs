@@ -430,6 +430,19 @@ impl<A> Message<A> {
         )
     }
 
+    /// Whether this is an anti-entropy request: a few bytes (an opening hash, a digest page)
+    /// whose answer may be many datagrams of state.
+    pub fn asks_for_state(&self) -> bool {
+        matches!(
+            self,
+            Message::StateSyn { .. }
+                | Message::StateDigest { .. }
+                | Message::CrdtSyn { .. }
+                | Message::CrdtDigest { .. }
+                | Message::CrdtBuckets { .. }
+        )
+    }
+
     /// The kind of this message.
     pub fn kind(&self) -> MessageKind {
         match self {

@@ -6,7 +6,8 @@
 
 use std::time::{Duration, Instant};
 
-use gossip_core::{Config, Event, Identity, Node, Transmit};
+use gossip_core::wire::{codec, Message};
+use gossip_core::{Config, Event, HandleError, Identity, Node, Transmit};
 
 pub struct Net {
     pub nodes: Vec<Node<u32>>,
@@ -75,4 +76,24 @@ impl Net {
 /// A tap that delivers everything unchanged.
 pub fn pass(_: usize, _: &mut Transmit<u32>) -> bool {
     true
+}
+
+/// Delivers `messages` to node `to` as a datagram from node `from` (named `n{from}`, from its
+/// address), as a rogue member would send them.
+pub fn inject(net: &mut Net, from: usize, to: usize, messages: &[Message<u32>]) -> Result<(), HandleError> {
+    inject_as(net, &format!("n{from}"), from as u32 + 1, to, messages)
+}
+
+/// Like [`inject`], naming any sender at any source address (a forged source).
+pub fn inject_as(
+    net: &mut Net,
+    name: &str,
+    addr: u32,
+    to: usize,
+    messages: &[Message<u32>],
+) -> Result<(), HandleError> {
+    let label = net.nodes[to].config().cluster_label.clone();
+    let bytes = codec::encode_datagram(&label, name, messages);
+    let now = net.now;
+    net.nodes[to].handle_message(now, addr, &bytes)
 }
