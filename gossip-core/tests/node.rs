@@ -651,7 +651,7 @@ fn a_push_sum_share_of_a_forged_epoch_is_refused() {
     use gossip_core::aggregate::{AggregateShare, Mass};
     let now = Instant::now();
     let mut node = new_node(Config::lan(), "b", 2, now);
-    let share = |epoch| AggregateShare { name: "load".into(), epoch, mass: Mass { sum: 1.0, count: 1.0, weight: 0.5 } };
+    let share = |epoch| AggregateShare { name: "load".into(), epoch, mass: Mass { sum: 1.0, count: 0.5, weight: 0.5 } };
     let send = |node: &mut Node<u32>, epoch| {
         let message = Message::PushSum { shares: vec![share(epoch)] };
         let _ = node.handle_message(now, 1, &datagram(&Config::lan().cluster_label, "a", &[message]));

@@ -19,6 +19,10 @@ use serde::{Deserialize, Serialize};
 /// shares each) to push an epoch to `u64::MAX`. A node new to an aggregate counts from 0.
 pub const MAX_EPOCH_JUMP: u64 = 1 << 32;
 
+/// Largest weight a share may carry: the most members a node may hold (see
+/// [`crate::Config::max_members`]).
+const MAX_WEIGHT: f64 = (1u64 << 24) as f64;
+
 /// What one node holds of one aggregate in the current epoch.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct Mass {
@@ -26,7 +30,7 @@ pub struct Mass {
     pub sum: f64,
     /// Number of contributors.
     pub count: f64,
-    /// Weight: 1 in total across the cluster.
+    /// Weight: 1 per node when an epoch starts, so the cluster's size in total.
     pub weight: f64,
 }
 
@@ -43,8 +47,13 @@ impl Mass {
         self.weight += other.weight;
     }
 
-    fn is_finite(&self) -> bool {
-        self.sum.is_finite() && self.count.is_finite() && self.weight.is_finite()
+    /// Whether a peer could have sent this: finite, a weight no larger than a cluster's
+    /// (one per member), and a count between 0 and the weight (each node starts with a count
+    /// of 0 or 1 and a weight of 1, and halving and adding, rounded alike, keep the order).
+    /// A negative weight could cancel the cluster's and make every estimate divide by almost
+    /// nothing.
+    fn is_plausible(&self) -> bool {
+        self.sum.is_finite() && (0.0..=self.weight).contains(&self.count) && self.weight <= MAX_WEIGHT
     }
 }
 
@@ -148,11 +157,11 @@ impl PushSum {
     }
 
     /// A share from a peer: added if of this epoch, restarting here first if of a newer one,
-    /// dropped if older, not finite, or further ahead than [`MAX_EPOCH_JUMP`] (a forged epoch
+    /// dropped if older, implausible (see `Mass::is_plausible`), or further ahead than [`MAX_EPOCH_JUMP`] (a forged epoch
     /// near `u64::MAX` would otherwise wedge every node that takes it for good). Returns
     /// whether it was taken.
     pub fn receive(&mut self, epoch: u64, share: Mass) -> bool {
-        if epoch < self.epoch || epoch - self.epoch > MAX_EPOCH_JUMP || !share.is_finite() {
+        if epoch < self.epoch || epoch - self.epoch > MAX_EPOCH_JUMP || !share.is_plausible() {
             return false;
         }
         if epoch > self.epoch {
@@ -211,10 +220,19 @@ mod tests {
     #[test]
     fn a_newer_epoch_restarts_and_an_older_one_is_dropped() {
         let mut a = PushSum::new(Some(1.0), 3);
-        assert!(!a.receive(2, Mass { sum: 5.0, count: 1.0, weight: 0.5 }));
-        assert!(a.receive(4, Mass { sum: 5.0, count: 1.0, weight: 0.5 }));
+        assert!(!a.receive(2, Mass { sum: 5.0, count: 0.5, weight: 0.5 }));
+        assert!(a.receive(4, Mass { sum: 5.0, count: 0.5, weight: 0.5 }));
         assert_eq!(a.epoch(), 4);
-        assert_eq!(a.mass(), Mass { sum: 6.0, count: 2.0, weight: 1.5 });
+        assert_eq!(a.mass(), Mass { sum: 6.0, count: 1.5, weight: 1.5 });
         assert!(!a.receive(4, Mass { sum: f64::NAN, count: 0.0, weight: 0.0 }));
+        for forged in [
+            Mass { sum: 1.0, count: 0.0, weight: -1.5 },
+            Mass { sum: 1.0, count: -1.0, weight: 1.0 },
+            Mass { sum: 1.0, count: 2.0, weight: 1.0 },
+            Mass { sum: 1.0, count: 0.0, weight: 1e30 },
+            Mass { sum: 1.0, count: 0.0, weight: f64::INFINITY },
+        ] {
+            assert!(!a.receive(4, forged), "{forged:?}");
+        }
     }
 }
