@@ -18,8 +18,8 @@
 //! signed by the member writing as that replica, and a causal context's dots of a replica by
 //! that replica's signed mark of the dots it issued (see [`crate::crdt::signed`]).
 //!
-//! Keys are bound to member names by [`Trust`]: trust on first use (the first valid key seen
-//! for a name is pinned for the node's lifetime) or a configured list.
+//! Keys are bound to member names by [`Trust`]: trust on first use (the key of a member's
+//! first admitted record is pinned until the member is forgotten) or a configured list.
 //!
 //! ```
 //! use std::time::Instant;
@@ -202,9 +202,10 @@ pub struct Proof {
 /// How member names are bound to public keys.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub enum Trust {
-    /// The first key seen with a valid signature for a name is pinned: a later claim under
-    /// another key is refused (a member that loses its key needs a new name, or a restart of
-    /// the cluster's nodes).
+    /// The key of the first record admitted for a name (validly signed, and taken into the
+    /// member table) is pinned: a later claim under another key is refused. A member that
+    /// loses its key needs a new name, or to stay away until every node has forgotten it
+    /// (`dead_reclaim_time` after it was reclaimed, twice that after its death or leave).
     #[default]
     FirstUse,
     /// Only these members, with these keys, are accepted.
