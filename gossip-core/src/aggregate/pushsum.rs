@@ -157,9 +157,9 @@ impl PushSum {
     }
 
     /// A share from a peer: added if of this epoch, restarting here first if of a newer one,
-    /// dropped if older, implausible (see `Mass::is_plausible`), or further ahead than [`MAX_EPOCH_JUMP`] (a forged epoch
-    /// near `u64::MAX` would otherwise wedge every node that takes it for good). Returns
-    /// whether it was taken.
+    /// dropped if older, implausible (see `Mass::is_plausible`), or further ahead than
+    /// [`MAX_EPOCH_JUMP`] (a forged epoch near `u64::MAX` would otherwise wedge every node
+    /// that takes it for good). Returns whether it was taken.
     pub fn receive(&mut self, epoch: u64, share: Mass) -> bool {
         if epoch < self.epoch || epoch - self.epoch > MAX_EPOCH_JUMP || !share.is_plausible() {
             return false;
