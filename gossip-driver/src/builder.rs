@@ -1,5 +1,6 @@
 //! Building a node: socket, identity, seeds, and the driver that runs it.
 
+use std::collections::BTreeMap;
 use std::fmt;
 use std::net::{Ipv4Addr, SocketAddr};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -216,7 +217,8 @@ impl<R: Runtime> Builder<R> {
             abort: false,
             linger,
             driver_waker: None,
-            stop_wakers: Vec::new(),
+            stop_wakers: BTreeMap::new(),
+            next_stop_slot: 0,
             subscribers: vec![first.clone()],
             event_capacity: self.event_capacity,
             io: IoMetrics::default(),

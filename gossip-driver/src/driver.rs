@@ -1,5 +1,6 @@
 //! The driver loop: one future per node that owns the socket and the timer and feeds the core.
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
@@ -59,7 +60,11 @@ pub(crate) struct State {
     pub abort: bool,
     pub linger: Duration,
     pub driver_waker: Option<Waker>,
-    pub stop_wakers: Vec<Waker>,
+    /// The wakers of pending [`Stopped`](crate::Stopped) futures, by slot: a future that is
+    /// dropped takes its waker out, so polling and dropping many leaves nothing behind.
+    pub stop_wakers: BTreeMap<u64, Waker>,
+    /// The slot the next pending `Stopped` future takes.
+    pub next_stop_slot: u64,
     pub subscribers: Vec<Arc<Subscriber>>,
     pub event_capacity: usize,
     pub io: IoMetrics,
@@ -84,7 +89,7 @@ impl State {
         result
     }
 
-    fn finish(&mut self) {
+    pub(crate) fn finish(&mut self) {
         if self.phase == Phase::Stopped {
             return;
         }
@@ -92,7 +97,7 @@ impl State {
         for s in self.subscribers.drain(..) {
             s.close();
         }
-        for w in self.stop_wakers.drain(..) {
+        for w in std::mem::take(&mut self.stop_wakers).into_values() {
             w.wake();
         }
         self.driver_waker = None;

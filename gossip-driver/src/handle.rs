@@ -241,7 +241,7 @@ impl Handle {
 
     /// Completes when the node's driver has stopped.
     pub fn stopped(&self) -> Stopped {
-        Stopped { shared: self.guard.shared.clone() }
+        Stopped { shared: self.guard.shared.clone(), slot: None }
     }
 
     // ----- views ------------------------------------------------------------------------
@@ -314,23 +314,124 @@ impl Handle {
 }
 
 /// Future returned by [`Handle::stopped`]: completes when the node's driver has stopped.
+///
+/// While pending it keeps one waker in the node's shared state; dropping it takes that waker
+/// out again, so futures made and dropped in a loop (a `select!` with a timeout, say) leave
+/// nothing behind.
 #[derive(Debug)]
 #[must_use = "futures do nothing unless awaited"]
 pub struct Stopped {
     shared: Arc<Shared>,
+    /// This future's place among the stop wakers, once it has been polled while pending.
+    slot: Option<u64>,
 }
 
 impl Future for Stopped {
     type Output = ();
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut st = self.shared.lock();
+        let this = self.get_mut();
+        let mut st = this.shared.lock();
         if st.phase == Phase::Stopped {
+            this.slot = None;
             return Poll::Ready(());
         }
-        if !st.stop_wakers.iter().any(|w| w.will_wake(cx.waker())) {
-            st.stop_wakers.push(cx.waker().clone());
+        let slot = *this.slot.get_or_insert_with(|| {
+            let slot = st.next_stop_slot;
+            st.next_stop_slot += 1;
+            slot
+        });
+        match st.stop_wakers.get(&slot) {
+            Some(w) if w.will_wake(cx.waker()) => {}
+            _ => {
+                st.stop_wakers.insert(slot, cx.waker().clone());
+            }
         }
         Poll::Pending
+    }
+}
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        if let Some(slot) = self.slot {
+            self.shared.lock().stop_wakers.remove(&slot);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::{Ipv4Addr, SocketAddr};
+    use std::sync::Arc;
+    use std::task::{Context, Poll, Wake, Waker};
+    use std::time::{Duration, Instant};
+
+    use gossip_core::{Config, Identity, Node};
+
+    use super::*;
+    use crate::driver::{IoMetrics, Phase, Shared, State};
+
+    /// A waker of its own (so `will_wake` tells it from any other) that counts its wakes.
+    #[derive(Default)]
+    struct CountingWaker(std::sync::atomic::AtomicUsize);
+
+    impl Wake for CountingWaker {
+        fn wake(self: Arc<Self>) {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        }
+    }
+
+    fn handle() -> Handle {
+        let addr = SocketAddr::from((Ipv4Addr::LOCALHOST, 7946));
+        let now = Instant::now();
+        let identity = Identity { name: "a".into(), addr, generation: 1 };
+        let node = Node::new(Config::local(), identity, 1, now).expect("a valid configuration");
+        let state = State {
+            node,
+            phase: Phase::Running,
+            abort: false,
+            linger: Duration::ZERO,
+            driver_waker: None,
+            stop_wakers: Default::default(),
+            next_stop_slot: 0,
+            subscribers: Vec::new(),
+            event_capacity: 8,
+            io: IoMetrics::default(),
+        };
+        Handle::new(Shared::new(state, addr, "a".into(), 1))
+    }
+
+    fn poll(stopped: &mut Stopped, waker: &Arc<CountingWaker>) -> Poll<()> {
+        let waker = Waker::from(waker.clone());
+        Pin::new(stopped).poll(&mut Context::from_waker(&waker))
+    }
+
+    #[test]
+    fn dropped_stopped_futures_leave_no_waker_behind() {
+        let handle = handle();
+        for _ in 0..1_000 {
+            let mut stopped = handle.stopped();
+            assert_eq!(poll(&mut stopped, &Arc::default()), Poll::Pending);
+        }
+        assert!(handle.shared().lock().stop_wakers.is_empty());
+    }
+
+    #[test]
+    fn a_pending_stopped_future_keeps_one_waker_and_is_woken_at_the_stop() {
+        let handle = handle();
+        let (first, second) = (Arc::new(CountingWaker::default()), Arc::new(CountingWaker::default()));
+        let mut stopped = handle.stopped();
+        let mut dropped = handle.stopped();
+        for waker in [&first, &first, &second] {
+            assert_eq!(poll(&mut stopped, waker), Poll::Pending);
+        }
+        assert_eq!(poll(&mut dropped, &first), Poll::Pending);
+        drop(dropped);
+        assert_eq!(handle.shared().lock().stop_wakers.len(), 1, "one waker, the newest");
+        handle.shared().lock().finish();
+        assert_eq!(second.0.load(std::sync::atomic::Ordering::SeqCst), 1);
+        assert_eq!(first.0.load(std::sync::atomic::Ordering::SeqCst), 0);
+        assert_eq!(poll(&mut stopped, &second), Poll::Ready(()));
+        assert!(handle.shared().lock().stop_wakers.is_empty());
     }
 }
